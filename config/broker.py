@@ -1,0 +1,111 @@
+"""Broker selection for dramatiq.
+
+``BROKER_URL`` picks the broker: ``redis://…`` → Redis, ``amqp://…`` → RabbitMQ,
+empty → the embedded mode, where messages stay in the web process and an
+in-process worker consumes them (the database remains the source of truth for
+jobs, so nothing is lost when that process stops).
+"""
+
+from urllib.parse import urlparse
+
+from dramatiq.middleware import Middleware
+
+MIDDLEWARE = [
+    "dramatiq.middleware.AgeLimit",
+    "dramatiq.middleware.TimeLimit",
+    "dramatiq.middleware.Callbacks",
+    "dramatiq.middleware.Retries",
+    "django_dramatiq.middleware.DbConnectionsMiddleware",
+]
+# Worker processes of a real broker re-enqueue interrupted work when they start; the
+# embedded worker does the same from `manage.py serve`.
+WORKER_MIDDLEWARE = [*MIDDLEWARE, "config.broker.ReconcileOnBoot"]
+
+
+class ReconcileOnBoot(Middleware):
+    """When a worker process starts, re-enqueue work that was interrupted."""
+
+    def after_worker_boot(self, broker, worker):
+        """Send one reconcile message; every worker doing so is harmless (idempotent)."""
+        from benchmark.actors import reconcile  # imported late: it needs the models
+
+        reconcile.send()
+
+
+def dramatiq_broker_settings(url: str) -> dict:
+    """Return the ``DRAMATIQ_BROKER`` setting for a broker URL.
+
+    Args:
+        url: ``redis://``, ``rediss://`` or ``amqp(s)://`` URL; empty for the embedded broker.
+
+    Returns:
+        The dict django-dramatiq reads.
+
+    Raises:
+        ValueError: the URL's scheme is not one Geppetto can use.
+    """
+    if not url:
+        return {
+            "BROKER": "dramatiq.brokers.stub.StubBroker",
+            "OPTIONS": {},
+            "MIDDLEWARE": MIDDLEWARE,
+        }
+    scheme = urlparse(url).scheme
+    if scheme in {"redis", "rediss"}:
+        return {
+            "BROKER": "dramatiq.brokers.redis.RedisBroker",
+            "OPTIONS": {"url": url},
+            "MIDDLEWARE": WORKER_MIDDLEWARE,
+        }
+    if scheme in {"amqp", "amqps"}:
+        return {
+            "BROKER": "dramatiq.brokers.rabbitmq.RabbitmqBroker",
+            "OPTIONS": {"url": url},
+            "MIDDLEWARE": WORKER_MIDDLEWARE,
+        }
+    raise ValueError(
+        f"BROKER_URL must start with redis://, rediss://, amqp:// or amqps://, got {scheme!r}"
+    )
+
+
+_embedded_worker = None
+
+
+def start_embedded_worker(threads: int = 2):
+    """Start the in-process dramatiq worker of the embedded mode (once per process).
+
+    It consumes every queue of the in-memory broker, including queues declared after
+    it starts. Work that was queued when a previous process stopped is not lost: the
+    database is the source of truth for jobs and a reconciler re-enqueues it.
+
+    Args:
+        threads: worker threads.
+
+    Returns:
+        The running `dramatiq.Worker`.
+
+    Raises:
+        RuntimeError: a real broker is configured (run ``manage.py rundramatiq`` instead).
+    """
+    import atexit
+
+    import dramatiq
+    from dramatiq.brokers.stub import StubBroker
+
+    global _embedded_worker
+    broker = dramatiq.get_broker()
+    if not isinstance(broker, StubBroker):
+        raise RuntimeError("BROKER_URL is set: run workers with `manage.py rundramatiq`")
+    if _embedded_worker is None:
+        _embedded_worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=100)
+        _embedded_worker.start()
+        atexit.register(stop_embedded_worker)
+    return _embedded_worker
+
+
+def stop_embedded_worker() -> None:
+    """Stop the in-process worker, if one runs (waits for messages being processed)."""
+    global _embedded_worker
+    if _embedded_worker is not None:
+        _embedded_worker.stop()
+        _embedded_worker = None

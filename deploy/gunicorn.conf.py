@@ -1,0 +1,20 @@
+"""gunicorn settings for the scaled mode: ``gunicorn -c deploy/gunicorn.conf.py config.wsgi``.
+
+Every value can be overridden from the environment (GUNICORN_BIND, GUNICORN_WORKERS, …).
+Static files are served by whitenoise from ``STATIC_ROOT`` after ``manage.py collectstatic``.
+"""
+
+import multiprocessing
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("GUNICORN_WORKERS", 2 * multiprocessing.cpu_count() + 1))
+threads = int(os.environ.get("GUNICORN_THREADS", 2))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", 60))
+graceful_timeout = 30
+# Recycle workers now and then so a slow leak cannot grow without bound.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", 2000))
+max_requests_jitter = 200
+accesslog = "-"
+errorlog = "-"
+forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")
