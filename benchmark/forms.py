@@ -1,0 +1,32 @@
+"""Forms of the benchmark admin."""
+
+from django import forms
+from django.conf import settings
+
+from benchmark.models import Task
+
+
+class Psych201UploadForm(forms.Form):
+    """A Psych-201 file (.jsonl, .jsonl.gz or .zip) and where it belongs."""
+
+    file = forms.FileField(help_text="Psych-201 JSONL, optionally gzipped or zipped")
+    slug = forms.SlugField(required=False, help_text="default: from the file name")
+    name = forms.CharField(required=False, max_length=200, help_text="default: the experiment")
+    task = forms.ModelChoiceField(queryset=Task.objects.all(), required=False)
+
+    def __init__(self, *args, **kwargs):
+        """Name the upload limit in the file field's help."""
+        super().__init__(*args, **kwargs)
+        limit_mb = settings.PSYCH201_MAX_UPLOAD_BYTES / 1024 / 1024
+        self.fields["file"].help_text += f" (at most {limit_mb:,.0f} MB)"
+
+    def clean_file(self):
+        """Refuse files over the upload limit before reading them."""
+        upload = self.cleaned_data["file"]
+        limit = settings.PSYCH201_MAX_UPLOAD_BYTES
+        if upload.size > limit:
+            raise forms.ValidationError(
+                f"The file has {upload.size:,} bytes; the limit is {limit:,} "
+                "(PSYCH201_MAX_UPLOAD_BYTES)."
+            )
+        return upload

@@ -1,0 +1,204 @@
+"""Any OpenAI-compatible HTTP server: OpenAI, vLLM's server, llama.cpp, Ollama and others.
+
+Exact scoring uses ``/v1/completions`` with ``echo`` and ``logprobs``: the server
+returns the log-probability of every prompt token, and the continuation's tokens
+are those whose text offset lies at or after the end of the context (a token that
+straddles the boundary is counted with the continuation). Servers that do not offer
+this are registered with ``capabilities: ["sample", "chat"]`` in the endpoint's
+settings and are then scored by sampling.
+"""
+
+from __future__ import annotations
+
+from benchmark.runners.base import (
+    CHAT,
+    SAMPLE,
+    SCORE,
+    TOKEN_LOGPROBS,
+    Runner,
+    Sample,
+    SampleRequest,
+    ScoreRequest,
+    ScoreResult,
+)
+from benchmark.runners.http import HTTPTransport, ProviderError
+
+CHARS_PER_TOKEN = 4
+
+
+class OpenAIRunner(Runner):
+    """Completions and chat completions over HTTP.
+
+    Scoring asks for ``max_tokens: 0`` (nothing generated); a server that refuses it
+    with a 400 is asked again with 1, and the runner remembers. A generated token lies
+    past the prompt's end and is never counted.
+
+    Args:
+        base_url: the server, e.g. ``http://127.0.0.1:8001`` (``/v1/…`` is appended).
+        model: the model name the server knows.
+        api_key_env: environment variable holding the key, read at each request (None: no key).
+        chat: send every sampling request as a chat (for chat-only models).
+        max_concurrency: requests in flight at once (threads and pooled connections).
+        requests_per_minute: request rate limit (None: none).
+        tokens_per_minute: token rate limit, estimated from the text (None: none).
+        timeout: seconds per request before it counts as failed (and is retried).
+        max_retries: retries after the first attempt of a transient failure.
+        backoff_base: first backoff ceiling in seconds; it doubles each retry.
+        backoff_max: the largest backoff ceiling.
+        batch_size: prompts per scoring request (the completions API takes a list).
+    """
+
+    name = "openai"
+    capabilities = frozenset({SCORE, SAMPLE, CHAT, TOKEN_LOGPROBS})
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key_env: str | None = None,
+        chat: bool = False,
+        max_concurrency: int = 8,
+        requests_per_minute: float | None = None,
+        tokens_per_minute: float | None = None,
+        timeout: float = 60.0,
+        max_retries: int = 5,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        batch_size: int = 16,
+    ):
+        self.model = model
+        self.chat = chat
+        self.batch_size = batch_size
+        self.score_max_tokens = 0
+        self.http = HTTPTransport(
+            base_url,
+            api_key_env=api_key_env,
+            auth_header="Authorization",
+            auth_prefix="Bearer ",
+            max_concurrency=max_concurrency,
+            requests_per_minute=requests_per_minute,
+            tokens_per_minute=tokens_per_minute,
+            timeout=timeout,
+            max_retries=max_retries,
+            backoff_base=backoff_base,
+            backoff_max=backoff_max,
+        )
+
+    def __repr__(self):
+        return f"OpenAIRunner({self.model!r}, {self.http!r})"
+
+    def _score_batch(self, batch: list[ScoreRequest]) -> list[ScoreResult]:
+        prompts = [r.context + r.continuation for r in batch]
+        payload = {
+            "model": self.model,
+            "prompt": prompts,
+            "echo": True,
+            "logprobs": 1,
+            "temperature": 0,
+        }
+        tokens = sum(len(p) for p in prompts) // CHARS_PER_TOKEN
+        try:
+            body = self.http.post(
+                "/v1/completions", {**payload, "max_tokens": self.score_max_tokens}, tokens=tokens
+            )
+        except ProviderError as exc:
+            if exc.status != 400 or self.score_max_tokens:
+                raise
+            self.score_max_tokens = 1
+            body = self.http.post("/v1/completions", {**payload, "max_tokens": 1}, tokens=tokens)
+        choices = sorted(body.get("choices") or [], key=lambda c: c.get("index", 0))
+        if len(choices) != len(batch):
+            raise ProviderError(
+                None, f"asked to score {len(batch)} prompts, got {len(choices)} answers"
+            )
+        return [_continuation_score(r, c) for r, c in zip(batch, choices, strict=True)]
+
+    def _score(self, requests: list[ScoreRequest]) -> list[ScoreResult]:
+        batches = [
+            requests[i : i + self.batch_size] for i in range(0, len(requests), self.batch_size)
+        ]
+        return [result for batch in self.http.map(self._score_batch, batches) for result in batch]
+
+    def _sample_one(self, pair: tuple[SampleRequest, int]) -> list[Sample]:
+        r, n = pair
+        common = {
+            "model": self.model,
+            "n": n,
+            "max_tokens": r.max_tokens,
+            "temperature": r.temperature,
+        }
+        if r.stop:
+            common["stop"] = list(r.stop)
+        if r.seed is not None:
+            common["seed"] = r.seed
+        tokens = len(r.prompt) // CHARS_PER_TOKEN + r.max_tokens * n
+        if r.chat or self.chat:
+            body = self.http.post(
+                "/v1/chat/completions",
+                {
+                    **common,
+                    "messages": [{"role": "user", "content": r.prompt}],
+                    "logprobs": True,
+                    "top_logprobs": 0,
+                },
+                tokens=tokens,
+            )
+        else:
+            body = self.http.post(
+                "/v1/completions", {**common, "prompt": r.prompt, "logprobs": 1}, tokens=tokens
+            )
+        usage = body.get("usage") or {}
+        out = []
+        for choice in sorted(body.get("choices", []), key=lambda c: c.get("index", 0)):
+            if r.chat or self.chat:
+                text = (choice.get("message") or {}).get("content") or ""
+                content = (choice.get("logprobs") or {}).get("content") or []
+                logprobs = [t.get("logprob") for t in content] or None
+            else:
+                text = choice.get("text", "")
+                logprobs = (choice.get("logprobs") or {}).get("token_logprobs")
+            out.append(
+                Sample(
+                    text=text,
+                    token_logprobs=logprobs,
+                    finish_reason=choice.get("finish_reason"),
+                    prompt_tokens=usage.get("prompt_tokens"),
+                    completion_tokens=(usage.get("completion_tokens") // n)
+                    if usage.get("completion_tokens") is not None
+                    else None,
+                )
+            )
+        if len(out) != n:
+            raise ProviderError(None, f"asked for {n} samples, got {len(out)}")
+        return out
+
+    def _sample(self, requests: list[SampleRequest], n: int) -> list[list[Sample]]:
+        return self.http.map(self._sample_one, [(r, n) for r in requests])
+
+    def close(self) -> None:
+        """Close the HTTP client."""
+        self.http.close()
+
+
+def _continuation_score(request: ScoreRequest, choice: dict) -> ScoreResult:
+    """Pick the continuation's tokens out of an echoed prompt's log-probabilities."""
+    lp = choice.get("logprobs") or {}
+    tokens, logprobs, offsets = lp.get("tokens"), lp.get("token_logprobs"), lp.get("text_offset")
+    if not tokens or logprobs is None or offsets is None:
+        raise ProviderError(
+            None, "the server returned no prompt log-probabilities (echo + logprobs)"
+        )
+    start = len(request.context)
+    end = start + len(request.continuation)
+    picked = [
+        (tok, lpv)
+        for tok, lpv, off in zip(tokens, logprobs, offsets, strict=False)
+        if off < end and off + len(tok) > start and lpv is not None
+    ]
+    if not picked:
+        raise ProviderError(None, "no continuation tokens in the echoed prompt")
+    return ScoreResult(
+        logprob=float(sum(v for _, v in picked)),
+        token_logprobs=[float(v) for _, v in picked],
+        tokens=[t for t, _ in picked],
+    )

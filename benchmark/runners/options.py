@@ -1,0 +1,143 @@
+"""From model outputs to answer distributions over a task's options.
+
+Exact: score every option as a continuation of the prompt and renormalise. The
+continuation is the option key followed by the closing ``>>``, so options that are
+prefixes of each other ("1" and "10") are told apart, and the probability that the
+model says something else altogether is reported as ``mass_outside``.
+
+Sampled: parse each generation to an option; answers that cannot be parsed are
+counted as ``unparsed``, never dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+
+from benchmark.runners.base import Runner, ScoreRequest
+
+
+@dataclass(frozen=True)
+class OptionDistribution:
+    """Probabilities over options; how they were obtained and what fell outside."""
+
+    probs: dict[str, float]
+    mode: str
+    logprobs: dict[str, float] = field(default_factory=dict)
+    mass_outside: float | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def option_distribution(
+    runner: Runner, prompt: str, options: list[str], closing: str = ">>"
+) -> OptionDistribution:
+    """Exact distribution over ``options`` after ``prompt`` (which ends with ``<<``).
+
+    Returns:
+        ``probs`` renormalised over the options (sums to 1), the raw ``logprobs`` of
+        each ``option + closing`` continuation, and ``mass_outside`` = 1 − their total.
+    """
+    results = runner.score([ScoreRequest(prompt, option + closing) for option in options])
+    logprobs = {o: r.logprob for o, r in zip(options, results, strict=True)}
+    top = max(logprobs.values())
+    weights = {o: math.exp(lp - top) for o, lp in logprobs.items()}
+    total = sum(weights.values())
+    inside = math.exp(top) * total
+    return OptionDistribution(
+        probs={o: w / total for o, w in weights.items()},
+        mode="exact",
+        logprobs=logprobs,
+        mass_outside=min(1.0, max(0.0, 1.0 - inside)),
+    )
+
+
+_WRAPPERS = re.compile(r"^[\s\"'`*(\[<]*(?:option|answer|choice|gamble|key)?[\s:]*", re.I)
+
+
+def parse_option(text: str, options: list[str]) -> str | None:
+    """The option a generated answer names, or None when it names none or several.
+
+    Accepts "4", "4>>", " 4.", "Option B", "B) because …", "**B**". An exact key
+    match comes first; then a key at the start closed by punctuation or the end
+    ("B) …", "4."); then the one key that stands alone anywhere in the answer (not
+    inside a longer word or number). "A or B" names two keys and gives None.
+    """
+    cleaned = text.strip()
+    for marker in (">>", "\n"):
+        cleaned = cleaned.split(marker, 1)[0]
+    cleaned = cleaned.strip()
+    if cleaned in options:
+        return cleaned
+    head = _WRAPPERS.sub("", cleaned)
+    for key in sorted(options, key=len, reverse=True):
+        if re.match(rf"{re.escape(key)}(?:$|[^\sA-Za-z0-9])", head):
+            return key
+    found = {
+        key
+        for key in options
+        if re.search(rf"(?<![A-Za-z0-9]){re.escape(key)}(?![A-Za-z0-9])", cleaned)
+    }
+    return found.pop() if len(found) == 1 else None
+
+
+def distribution_from_samples(texts: list[str], options: list[str]) -> OptionDistribution:
+    """Share of parsed samples per option; ``counts`` includes ``unparsed``.
+
+    ``probs`` is over the parsed samples (all zero when none parsed) and
+    ``mass_outside`` is the share of samples that named no option.
+
+    Raises:
+        ValueError: no samples.
+    """
+    if not texts:
+        raise ValueError("no samples to count")
+    counts = dict.fromkeys(options, 0)
+    unparsed = 0
+    for text in texts:
+        key = parse_option(text, options)
+        if key is None:
+            unparsed += 1
+        else:
+            counts[key] += 1
+    parsed = sum(counts.values())
+    probs = {o: (c / parsed if parsed else 0.0) for o, c in counts.items()}
+    return OptionDistribution(
+        probs=probs,
+        mode="sampled",
+        mass_outside=unparsed / len(texts),
+        counts={**counts, "unparsed": unparsed},
+    )
+
+
+_PAIR = re.compile(r"(?<![A-Za-z0-9])([A-Za-z0-9]+)\s*[:=\-–]\s*([0-9]+(?:\.[0-9]+)?)\s*(%?)")
+
+
+def parse_percentages(text: str, options: list[str]) -> dict[str, float] | None:
+    """A stated distribution over options ("A: 30%, B: 70%" or JSON), normalised to 1.
+
+    Returns None when an option is missing, a value is negative, or the values do not
+    sum to something near 100% (or 1): a garbled answer is not guessed at.
+    """
+    values: dict[str, float] = {}
+    start, end = text.find("{"), text.rfind("}")
+    if start != -1 and end > start:
+        try:
+            obj = json.loads(text[start : end + 1])
+        except json.JSONDecodeError:
+            obj = None
+        if isinstance(obj, dict):
+            for key, value in obj.items():
+                if str(key) in options and isinstance(value, int | float):
+                    values[str(key)] = float(value)
+    if not values:
+        for key, number, _ in _PAIR.findall(text):
+            if key in options and key not in values:
+                values[key] = float(number)
+    if set(values) != set(options) or any(v < 0 for v in values.values()):
+        return None
+    total = sum(values.values())
+    if not (0.9 <= total <= 1.1 or 90 <= total <= 110):
+        return None
+    return {o: values[o] / total for o in options}

@@ -1,0 +1,1 @@
+"""Business logic of the benchmark app: views, admin, commands and actors call these."""

@@ -1,0 +1,663 @@
+"""Executing one work unit: claim it, do what is missing, record each answer, release it.
+
+Called by the dramatiq actors (and directly by tests and `manage.py run_model`). Safe
+to call twice for the same unit, concurrently or after a crash: the lease makes the
+second call a no-op while the first is alive; after a crash the retry skips every
+(item, sample) that already has a response, and the response cache answers any call
+that had been made.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import numpy as np
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from benchmark.models import (
+    CachedCall,
+    ModelEndpoint,
+    ModelResponse,
+    ModelRun,
+    Provider,
+    RunMode,
+    RunState,
+    ScoringMode,
+    Transcript,
+    UnitState,
+    WorkUnit,
+)
+from benchmark.rendering import Turn, environment_for, render_profile, render_prompt, spec_items
+from benchmark.services.runs import (
+    ACTIVE_RUN_STATES,
+    CHARS_PER_TOKEN,
+    MAX_ATTEMPTS,
+    cost_of,
+    endpoint_capabilities,
+    lease,
+    population_prompt,
+    preamble_for,
+)
+from benchmark.specs import spec_from_json
+
+log = logging.getLogger(__name__)
+
+CLOSING = ">>"
+
+
+class Stop(Exception):
+    """The run was cancelled, paused or failed while this unit was working."""
+
+
+class EndpointUnusable(Exception):
+    """The endpoint refuses or cannot be reached: retrying other units would not help."""
+
+
+# --- runners, one per endpoint per process ---------------------------------------------
+
+_runners: dict[tuple, object] = {}
+_runners_lock = threading.Lock()
+
+
+def runner_for(endpoint: ModelEndpoint):
+    """The process-wide runner of an endpoint: a local model is loaded once per process."""
+    key = (
+        endpoint.pk,
+        endpoint.provider,
+        endpoint.model,
+        endpoint.revision,
+        endpoint.api_key_env,
+        json.dumps(endpoint.settings, sort_keys=True),
+    )
+    with _runners_lock:
+        runner = _runners.get(key)
+        if runner is None:
+            runner = _runners[key] = build_runner(endpoint)
+        return runner
+
+
+def build_runner(endpoint: ModelEndpoint):
+    """Instantiate the runner of an endpoint from its provider and settings."""
+    from benchmark.runners import get_runner
+
+    options = {k: v for k, v in endpoint.settings.items() if k != "capabilities"}
+    if endpoint.provider in (Provider.HF, Provider.VLLM):
+        options.setdefault("model_path", endpoint.model)
+    else:
+        options.setdefault("model", endpoint.model)
+        if endpoint.api_key_env:
+            options.setdefault("api_key_env", endpoint.api_key_env)
+    return get_runner(endpoint.provider, **options)
+
+
+def close_runners() -> None:
+    """Release every runner of this process (tests, worker shutdown)."""
+    with _runners_lock:
+        for runner in _runners.values():
+            runner.close()
+        _runners.clear()
+
+
+# --- the response cache -------------------------------------------------------------------
+
+
+def cache_key(endpoint: ModelEndpoint, kind: str, prompt: str, extra: dict, sample: int) -> str:
+    """Endpoint + revision, prompt hash, call parameters and sample index → a key."""
+    material = json.dumps(
+        [
+            endpoint.provider,
+            endpoint.model,
+            endpoint.revision,
+            kind,
+            hashlib.sha256(prompt.encode()).hexdigest(),
+            extra,
+            sample,
+        ],
+        sort_keys=True,
+    )
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def cached_call(endpoint: ModelEndpoint, key: str, compute) -> tuple[dict, bool]:
+    """The stored answer for ``key``, or ``compute()`` stored under it; and whether it was hit."""
+    hit = CachedCall.objects.filter(key=key).values_list("value", flat=True).first()
+    if hit is not None:
+        return hit, True
+    value = compute()
+    try:
+        with transaction.atomic():
+            CachedCall.objects.create(key=key, endpoint=endpoint, value=value)
+    except IntegrityError:
+        pass  # another worker stored the same call meanwhile: both answers are equivalent
+    return value, False
+
+
+# --- one unit --------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """One response to record."""
+
+    item_key: str
+    sample_index: int
+    prompt: str = ""
+    raw_output: str = ""
+    answer: str = ""
+    distribution: dict | None = None
+    mass_outside: float | None = None
+    logprob: float | None = None
+    details: dict = field(default_factory=dict)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_ms: float = 0.0
+    cached: bool = False
+
+
+@dataclass
+class Context:
+    """What an executor needs: the run, its spec and items, the runner, and the unit."""
+
+    run: ModelRun
+    unit: WorkUnit
+    spec: object
+    items: list
+    runner: object
+    done: set = field(default_factory=set)
+
+    @property
+    def endpoint(self) -> ModelEndpoint:
+        """The run's endpoint."""
+        return self.run.endpoint
+
+    def save(self, outcome: Outcome) -> None:
+        """Upsert one response, add its cost, apply the budget, extend the lease."""
+        cost = (
+            Decimal(0)
+            if outcome.cached
+            else cost_of(self.endpoint, outcome.prompt_tokens, outcome.completion_tokens)
+        )
+        with transaction.atomic():
+            ModelResponse.objects.update_or_create(
+                run=self.run,
+                item_key=outcome.item_key,
+                sample_index=outcome.sample_index,
+                defaults={
+                    "unit": self.unit,
+                    "scoring_mode": self.run.scoring_mode,
+                    "prompt": outcome.prompt,
+                    "raw_output": outcome.raw_output,
+                    "answer": outcome.answer,
+                    "distribution": outcome.distribution,
+                    "mass_outside": outcome.mass_outside,
+                    "logprob": outcome.logprob,
+                    "details": outcome.details,
+                    "prompt_tokens": outcome.prompt_tokens,
+                    "completion_tokens": outcome.completion_tokens,
+                    "cost_usd": cost,
+                    "latency_ms": outcome.latency_ms,
+                    "cached": outcome.cached,
+                },
+            )
+            if cost:
+                ModelRun.objects.filter(pk=self.run.pk).update(cost_usd=F("cost_usd") + cost)
+            WorkUnit.objects.filter(pk=self.unit.pk).update(lease_until=timezone.now() + lease())
+        self.done.add((outcome.item_key, outcome.sample_index))
+        self.check_active()
+
+    def check_active(self) -> None:
+        """Raise `Stop` when the run is no longer active or its budget is spent."""
+        paused = ModelRun.objects.filter(
+            pk=self.run.pk,
+            state__in=ACTIVE_RUN_STATES,
+            budget_usd__isnull=False,
+            cost_usd__gte=F("budget_usd"),
+        ).update(state=RunState.PAUSED, error="budget reached")
+        if paused:
+            raise Stop("budget reached")
+        state = ModelRun.objects.filter(pk=self.run.pk).values_list("state", flat=True).first()
+        if state not in ACTIVE_RUN_STATES:
+            raise Stop(f"run is {state}")
+
+
+def _claim(unit_id: int) -> WorkUnit | None:
+    """Take the lease on a unit if it has work left and nobody else holds it."""
+    now = timezone.now()
+    with transaction.atomic():
+        unit = (
+            WorkUnit.objects.select_for_update(of=("self",))
+            .select_related("run", "run__endpoint", "run__task_version", "run__dataset")
+            .filter(pk=unit_id)
+            .first()
+        )
+        if unit is None or unit.state in (UnitState.DONE, UnitState.FAILED, UnitState.CANCELLED):
+            return None
+        if unit.run.state not in ACTIVE_RUN_STATES:
+            return None
+        if unit.state == UnitState.RUNNING and unit.lease_until and unit.lease_until > now:
+            return None
+        if unit.attempts >= MAX_ATTEMPTS:
+            unit.state = UnitState.FAILED
+            unit.save(update_fields=["state", "updated"])
+            _maybe_finish(unit.run_id)
+            return None
+        unit.attempts += 1
+        unit.state = UnitState.RUNNING
+        unit.lease_until = now + lease()
+        unit.save(update_fields=["attempts", "state", "lease_until", "updated"])
+        ModelRun.objects.filter(pk=unit.run_id, state=RunState.QUEUED).update(
+            state=RunState.RUNNING, started=now
+        )
+    return unit
+
+
+def execute_unit(unit_id: int) -> str:
+    """Do the missing work of one unit.
+
+    Returns:
+        What happened: ``done``, ``skipped`` (finished, leased elsewhere, or run inactive),
+        ``stopped`` (cancelled or budget), ``retry`` (an error; attempts left) or ``failed``.
+    """
+    unit = _claim(unit_id)
+    if unit is None:
+        return "skipped"
+    run = unit.run
+    try:
+        spec = spec_from_json(run.task_version.spec)
+        ctx = Context(
+            run=run,
+            unit=unit,
+            spec=spec,
+            items=spec_items(spec) if run.mode != RunMode.LIKELIHOOD else [],
+            runner=runner_for(run.endpoint),
+            done=set(run.responses.filter(unit=unit).values_list("item_key", "sample_index")),
+        )
+        errors = EXECUTORS[_executor_name(run, spec)](ctx)
+    except Stop:
+        WorkUnit.objects.filter(pk=unit.pk, state=UnitState.RUNNING).update(
+            state=UnitState.PENDING, lease_until=None
+        )
+        return "stopped"
+    except EndpointUnusable as exc:
+        _fail_run(run, str(exc))
+        return "failed"
+    except Exception as exc:
+        log.exception("unit %s of run %s failed", unit.pk, run.pk)
+        errors = [f"{type(exc).__name__}: {exc}"]
+    if errors:
+        return _release(unit, "; ".join(errors)[:2000])
+    WorkUnit.objects.filter(pk=unit.pk).update(
+        state=UnitState.DONE, lease_until=None, last_error=""
+    )
+    _maybe_finish(run.pk)
+    return "done"
+
+
+def _release(unit: WorkUnit, error: str) -> str:
+    final = unit.attempts >= MAX_ATTEMPTS
+    WorkUnit.objects.filter(pk=unit.pk).update(
+        state=UnitState.FAILED if final else UnitState.PENDING, lease_until=None, last_error=error
+    )
+    if final:
+        _maybe_finish(unit.run_id)
+        return "failed"
+    from benchmark import actors
+
+    # Back off before the next attempt: 2 s, 4 s, … (the lease is free meanwhile).
+    actors.send_unit(
+        unit.run.endpoint.queue_name, unit.pk, delay_ms=2000 * 2 ** (unit.attempts - 1)
+    )
+    return "retry"
+
+
+def _fail_run(run: ModelRun, message: str) -> None:
+    with transaction.atomic():
+        ModelRun.objects.filter(pk=run.pk).update(
+            state=RunState.FAILED, error=message[:4000], finished=timezone.now()
+        )
+        run.units.filter(state__in=[UnitState.PENDING, UnitState.RUNNING]).update(
+            state=UnitState.CANCELLED, lease_until=None
+        )
+
+
+def _maybe_finish(run_id: int) -> None:
+    """Mark a run completed once no unit is pending or running."""
+    with transaction.atomic():
+        run = ModelRun.objects.select_for_update().get(pk=run_id)
+        if run.state not in ACTIVE_RUN_STATES:
+            return
+        open_units = run.units.filter(state__in=[UnitState.PENDING, UnitState.RUNNING])
+        if open_units.exists():
+            return
+        failed = list(run.units.filter(state=UnitState.FAILED).values_list("index", "last_error"))
+        run.state = RunState.COMPLETED
+        run.finished = timezone.now()
+        if failed:
+            run.error = f"{len(failed)} unit(s) failed after {MAX_ATTEMPTS} attempts: " + "; ".join(
+                f"unit {i}: {e}" for i, e in failed[:5]
+            )
+        run.save(update_fields=["state", "finished", "error"])
+
+
+def _executor_name(run: ModelRun, spec) -> str:
+    if run.mode == RunMode.LIKELIHOOD:
+        return "likelihood"
+    if spec.kind == "sequential":
+        return "sequential"
+    return run.mode
+
+
+# --- calling the model -----------------------------------------------------------------------
+
+
+def _provider_call(fn):
+    """Run a provider call; turn refusals that no retry can fix into `EndpointUnusable`."""
+    from benchmark.runners.base import CapabilityError
+    from benchmark.runners.http import EndpointUnreachable, MissingCredentials
+
+    try:
+        return fn()
+    except (CapabilityError, MissingCredentials) as exc:
+        raise EndpointUnusable(str(exc)) from exc
+    except EndpointUnreachable as exc:
+        raise EndpointUnusable(f"the endpoint cannot be reached: {exc}") from exc
+    except Exception as exc:
+        status = getattr(exc, "status", None)
+        if status is not None and 400 <= status < 500 and status not in (408, 409, 429):
+            raise EndpointUnusable(f"the endpoint refused the request: {exc}") from exc
+        raise
+
+
+def exact_distribution(ctx: Context, prompt: str, options: list[str]) -> tuple[dict, bool, float]:
+    """Option distribution from log-probabilities (cached): value, cache hit, latency (ms)."""
+    from benchmark.runners.options import option_distribution
+
+    def compute():
+        d = _provider_call(lambda: option_distribution(ctx.runner, prompt, options, CLOSING))
+        return {"probs": d.probs, "logprobs": d.logprobs, "mass_outside": d.mass_outside}
+
+    started = time.perf_counter()
+    key = cache_key(ctx.endpoint, "options", prompt, {"options": options, "closing": CLOSING}, 0)
+    value, hit = cached_call(ctx.endpoint, key, compute)
+    return value, hit, (time.perf_counter() - started) * 1000
+
+
+def sample_text(ctx: Context, prompt: str, sample_index: int, *, max_tokens: int = 8):
+    """One sampled completion (cached per sample index): value dict, cache hit, latency."""
+    from benchmark.runners.base import SampleRequest
+
+    params = ctx.run.params
+    chat = "score" not in endpoint_capabilities(ctx.endpoint) and "chat" in endpoint_capabilities(
+        ctx.endpoint
+    )
+    request = SampleRequest(
+        prompt=prompt,
+        max_tokens=int(params.get("max_tokens", max_tokens)),
+        temperature=float(params.get("temperature", 1.0)),
+        stop=() if chat else (CLOSING, "\n"),
+        seed=(ctx.run.seed * 1_000_003 + sample_index) % 2**31,
+        chat=chat,
+    )
+
+    def compute():
+        (samples,) = _provider_call(lambda: ctx.runner.sample([request], 1))
+        s = samples[0]
+        return {
+            # PostgreSQL text and JSON cannot hold NUL; a model may still generate it.
+            "text": s.text.replace("\x00", "\ufffd"),
+            "prompt_tokens": s.prompt_tokens or len(prompt) // CHARS_PER_TOKEN,
+            "completion_tokens": s.completion_tokens or len(s.text) // CHARS_PER_TOKEN + 1,
+        }
+
+    extra = {
+        "max_tokens": request.max_tokens,
+        "temperature": request.temperature,
+        "seed": request.seed,
+        "chat": chat,
+    }
+    started = time.perf_counter()
+    value, hit = cached_call(
+        ctx.endpoint, cache_key(ctx.endpoint, "sample", prompt, extra, sample_index), compute
+    )
+    return value, hit, (time.perf_counter() - started) * 1000
+
+
+def chat_prompt(prompt: str, options: list[str]) -> str:
+    """A Psych-201 prompt for chat models, which cannot continue after ``<<``."""
+    return (
+        prompt.removesuffix("<<").rstrip()
+        + f"\n\nReply with your answer only: one of {', '.join(options)}."
+    )
+
+
+# --- executors --------------------------------------------------------------------------------
+
+
+def _answer_item(ctx: Context, key: str, prompt: str, options: list[str], sample: int) -> Outcome:
+    """One participant answer to one item, exact or sampled."""
+    from benchmark.runners.options import parse_option
+
+    if ctx.run.scoring_mode == ScoringMode.EXACT:
+        value, hit, ms = exact_distribution(ctx, prompt, options)
+        probs = value["probs"]
+        return Outcome(
+            item_key=key,
+            sample_index=0,
+            prompt=prompt,
+            answer=max(probs, key=probs.get),
+            distribution=probs,
+            mass_outside=value["mass_outside"],
+            details={"logprobs": value["logprobs"]},
+            prompt_tokens=len(options) * len(prompt) // CHARS_PER_TOKEN,
+            latency_ms=ms,
+            cached=hit,
+        )
+    chat = "score" not in endpoint_capabilities(ctx.endpoint)
+    text_prompt = chat_prompt(prompt, options) if chat else prompt
+    value, hit, ms = sample_text(ctx, text_prompt, sample)
+    parsed = parse_option(value["text"], options)
+    return Outcome(
+        item_key=key,
+        sample_index=sample,
+        prompt=text_prompt,
+        raw_output=value["text"],
+        answer=parsed or "",
+        details={"unparsed": parsed is None},
+        prompt_tokens=value["prompt_tokens"],
+        completion_tokens=value["completion_tokens"],
+        latency_ms=ms,
+        cached=hit,
+    )
+
+
+def _samples(ctx: Context) -> range:
+    return range(1 if ctx.run.scoring_mode == ScoringMode.EXACT else ctx.run.samples_per_item)
+
+
+def _run_items(ctx: Context, work) -> list[str]:
+    """Call ``work(key)`` for each payload entry; one bad item does not stop the others."""
+    errors = []
+    for key in ctx.unit.payload:
+        try:
+            work(key)
+        except (Stop, EndpointUnusable):
+            raise
+        except Exception as exc:
+            log.warning("item %s of run %s: %s", key, ctx.run.pk, exc)
+            errors.append(f"item {key}: {type(exc).__name__}: {exc}")
+    return errors
+
+
+def run_participant(ctx: Context) -> list[str]:
+    """First-person answers to independent items (questionnaire, choice)."""
+    by_key = {i.key: i for i in ctx.items}
+    preamble = preamble_for(ctx.run)
+
+    def work(key):
+        options = [o.key for o in by_key[key].options]
+        prompt = preamble + render_prompt(ctx.spec, [], key, items=ctx.items).text
+        for sample in _samples(ctx):
+            if (key, sample) not in ctx.done:
+                ctx.save(_answer_item(ctx, key, prompt, options, sample))
+
+    return _run_items(ctx, work)
+
+
+def run_predict_individual(ctx: Context) -> list[str]:
+    """Answers predicted for real participants from their profiles (payload ``pid:item``)."""
+    by_key = {i.key: i for i in ctx.items}
+    ids = {int(entry.split(":", 1)[0]) for entry in ctx.unit.payload}
+    profiles = dict(Transcript.objects.filter(pk__in=ids).values_list("pk", "profile"))
+    preamble = preamble_for(ctx.run)
+
+    def work(entry):
+        pid, key = entry.split(":", 1)
+        options = [o.key for o in by_key[key].options]
+        prompt = (
+            preamble
+            + render_prompt(ctx.spec, [], key, profile=profiles[int(pid)], items=ctx.items).text
+        )
+        for sample in _samples(ctx):
+            if (entry, sample) not in ctx.done:
+                outcome = _answer_item(ctx, key, prompt, options, sample)
+                outcome.item_key = entry
+                ctx.save(outcome)
+
+    return _run_items(ctx, work)
+
+
+def run_predict_population(ctx: Context) -> list[str]:
+    """The model's estimate of the human answer distribution, from N parsed samples."""
+    from benchmark.runners.options import parse_percentages
+
+    by_key = {i.key: i for i in ctx.items}
+    preamble = preamble_for(ctx.run)
+
+    def work(key):
+        options = [o.key for o in by_key[key].options]
+        base = preamble + render_prompt(ctx.spec, [], key, items=ctx.items).text
+        prompt = population_prompt(base, options)
+        for sample in range(ctx.run.samples_per_item):
+            if (key, sample) in ctx.done:
+                continue
+            value, hit, ms = sample_text(ctx, prompt, sample, max_tokens=40)
+            parsed = parse_percentages(value["text"], options)
+            ctx.save(
+                Outcome(
+                    item_key=key,
+                    sample_index=sample,
+                    prompt=prompt,
+                    raw_output=value["text"],
+                    distribution=parsed,
+                    details={"unparsed": parsed is None},
+                    prompt_tokens=value["prompt_tokens"],
+                    completion_tokens=value["completion_tokens"],
+                    latency_ms=ms,
+                    cached=hit,
+                )
+            )
+
+    return _run_items(ctx, work)
+
+
+def run_sequential(ctx: Context) -> list[str]:
+    """Play sessions trial by trial: the environment answers, the transcript grows.
+
+    Payload: the sample (session) indexes. A resumed session rebuilds its history from
+    the stored answers; the environment's feedback depends only on (trial, answer), so
+    the rebuilt history is the one the model saw.
+    """
+    env = environment_for(ctx.spec)
+    n_trials = min(ctx.run.max_trials or env.n_trials, env.n_trials)
+    options = [o.key for o in ctx.spec.options]
+    preamble = preamble_for(ctx.run)
+    items = ctx.items[:n_trials]
+    for sample in ctx.unit.payload:
+        stored = dict(
+            ctx.run.responses.filter(sample_index=sample).values_list("item_key", "answer")
+        )
+        history: list[Turn] = []
+        for t in range(n_trials):
+            key = items[t].key
+            if key in stored:
+                answer = stored[key]
+                history.append(Turn(key, answer, env.feedback(t, answer)))
+                continue
+            prompt = preamble + render_prompt(ctx.spec, history, key, items=items).text
+            outcome = _answer_item(ctx, key, prompt, options, sample)
+            rng = np.random.default_rng([ctx.run.seed, sample, t])
+            if ctx.run.scoring_mode == ScoringMode.EXACT:
+                # Play an answer drawn from the model's distribution, not its mode, so the
+                # session reflects the model's behaviour; the draw is seeded per trial.
+                keys = list(outcome.distribution)
+                probs = np.array([outcome.distribution[k] for k in keys])
+                outcome.answer = keys[int(rng.choice(len(keys), p=probs / probs.sum()))]
+            elif not outcome.answer:
+                # Unparseable: recorded as such, and the session goes on with a random arm.
+                outcome.answer = options[int(rng.integers(len(options)))]
+                outcome.details["fallback"] = True
+            outcome.sample_index = sample
+            outcome.details["feedback"] = env.feedback(t, outcome.answer)
+            ctx.save(outcome)
+            history.append(Turn(key, outcome.answer, outcome.details["feedback"]))
+    return []
+
+
+def run_likelihood(ctx: Context) -> list[str]:
+    """Log-likelihood of every human response span of each transcript in the payload."""
+    from benchmark.runners.base import ScoreRequest
+
+    transcripts = {t.pk: t for t in Transcript.objects.filter(pk__in=ctx.unit.payload)}
+
+    def work(pid):
+        t = transcripts[pid]
+        key = f"transcript:{pid}"
+        if (key, 0) in ctx.done:
+            return
+        prefix = render_profile(t.profile) if ctx.run.with_profile else ""
+        requests = [
+            ScoreRequest(context=prefix + t.text[:start], continuation=t.text[start:end])
+            for start, end in t.spans
+        ]
+
+        def compute():
+            results = _provider_call(lambda: ctx.runner.score(requests))
+            return {"span_logprobs": [r.logprob for r in results]}
+
+        started = time.perf_counter()
+        value, hit = cached_call(
+            ctx.endpoint,
+            cache_key(ctx.endpoint, "spans", prefix + t.text, {"spans": t.spans}, 0),
+            compute,
+        )
+        spans = value["span_logprobs"]
+        ctx.save(
+            Outcome(
+                item_key=key,
+                sample_index=0,
+                logprob=float(sum(spans)),
+                details={"span_logprobs": spans, "participant": t.participant},
+                prompt_tokens=sum(len(r.context) for r in requests) // CHARS_PER_TOKEN,
+                latency_ms=(time.perf_counter() - started) * 1000,
+                cached=hit,
+            )
+        )
+
+    return _run_items(ctx, work)
+
+
+EXECUTORS = {
+    RunMode.PARTICIPANT: run_participant,
+    RunMode.PREDICT_INDIVIDUAL: run_predict_individual,
+    RunMode.PREDICT_POPULATION: run_predict_population,
+    "sequential": run_sequential,
+    "likelihood": run_likelihood,
+}
