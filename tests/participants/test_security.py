@@ -1,0 +1,51 @@
+import pytest
+from django.core.cache import cache
+from django.test import Client
+
+from participants.security import LOGIN_FAILURES_PER_USER
+
+
+@pytest.fixture(autouse=True)
+def _fresh_counters():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def login(client, password):
+    return client.post("/admin/login/?next=/admin/", {"username": "root", "password": password})
+
+
+def test_admin_login_locks_out_after_repeated_failures(superuser):
+    client = Client()
+    for _ in range(LOGIN_FAILURES_PER_USER):
+        failed = login(client, "wrong")
+        assert failed.status_code == 200 and "Please enter the correct" in failed.content.decode()
+    locked = login(client, "pw-for-tests-1")
+    assert locked.status_code == 429 and locked["Retry-After"] == "900"
+    assert "Too many failed logins" in locked.content.decode()
+    assert "_auth_user_id" not in client.session
+    cache.clear()  # the lockout expires
+    assert login(client, "pw-for-tests-1").status_code == 302
+    assert client.session["_auth_user_id"] == str(superuser.pk)
+
+
+def test_success_clears_the_failure_count(superuser):
+    client = Client()
+    for _ in range(LOGIN_FAILURES_PER_USER - 1):
+        login(client, "wrong")
+    assert login(client, "pw-for-tests-1").status_code == 302
+    client.logout()
+    for _ in range(LOGIN_FAILURES_PER_USER - 1):
+        login(client, "wrong")
+    assert login(client, "pw-for-tests-1").status_code == 302
+
+
+def test_markdown_is_escaped_and_limited():
+    from participants.markdown import render_markdown
+
+    html = render_markdown("# Title\n\nLine one\nline *two* <script>x</script>\n\n- a **b**\n- c")
+    assert html == (
+        "<h2>Title</h2><p>Line one<br>line <em>two</em> &lt;script&gt;x&lt;/script&gt;</p>"
+        "<ul><li>a <strong>b</strong></li><li>c</li></ul>"
+    )
