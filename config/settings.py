@@ -142,6 +142,16 @@ if CACHE_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
+# Participant rate limits (requests per minute): "start=120,answer=240" overrides the
+# defaults in participants/views.py. A lab whose participants share one address (a
+# classroom behind NAT) raises `start`, which counts per address.
+PARTICIPANT_RATE_LIMITS = {}
+for _pair in _env_list("GEPPETTO_RATE_LIMITS"):
+    _scope, _, _limit = _pair.partition("=")
+    if not _limit.strip().isdigit():
+        raise ValueError(f"GEPPETTO_RATE_LIMITS: expected scope=number, got {_pair!r}")
+    PARTICIPANT_RATE_LIMITS[_scope.strip()] = int(_limit)
+
 # --- Auth, i18n, static ---------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

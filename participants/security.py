@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import time
 
+from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpResponse, JsonResponse
 
@@ -73,7 +74,8 @@ def rate_limit(scope: str, *, limit: int, window: int = 60, by: str = "ip"):
 
     Args:
         scope: names the limit, so views have separate budgets.
-        limit: requests allowed per window.
+        limit: requests allowed per window, unless ``settings.PARTICIPANT_RATE_LIMITS``
+            names this scope.
         window: window length in seconds.
         by: ``ip`` (client address) or ``token`` (the session token in the URL).
     """
@@ -82,7 +84,8 @@ def rate_limit(scope: str, *, limit: int, window: int = 60, by: str = "ip"):
         @functools.wraps(view)
         def wrapped(request, *args, **kwargs):
             who = kwargs.get("token", "") if by == "token" else client_ip(request)
-            if not hit(f"{scope}:{who}", limit=limit, window=window):
+            allowed = settings.PARTICIPANT_RATE_LIMITS.get(scope, limit)
+            if not hit(f"{scope}:{who}", limit=allowed, window=window):
                 if request.content_type == "application/json" or by == "token":
                     response = JsonResponse({"error": "rate_limited"}, status=429)
                 else:

@@ -47,7 +47,7 @@ def _problem(request, message: str, status: int = 400):
 
 
 @strict_csp
-@rate_limit("start", limit=30)
+@rate_limit("start", limit=60)
 @require_GET
 def start(request, slug: str):
     """A study link: find or start this recruitment id's session, then go to its page."""

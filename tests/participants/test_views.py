@@ -243,9 +243,18 @@ def test_bad_links_and_closed_studies(q_version, make_study, client):
 def test_start_is_rate_limited_per_ip(q_version, make_study, monkeypatch):
     monkeypatch.setattr("participants.security._clock", lambda: 1_000_000.0)
     study = make_study(q_version, source="open", target_n=1000)
-    codes = [Client().get(f"/s/{study.slug}/").status_code for _ in range(32)]
-    assert codes[:30] == [302] * 30 and codes[30:] == [429, 429]
-    assert Session.objects.count() == 30
+    codes = [Client().get(f"/s/{study.slug}/").status_code for _ in range(62)]
+    assert codes[:60] == [302] * 60 and codes[60:] == [429, 429]
+    assert Session.objects.count() == 60
+
+
+def test_rate_limits_can_be_raised_per_scope(q_version, make_study, monkeypatch, settings):
+    settings.PARTICIPANT_RATE_LIMITS = {"start": 3}
+    monkeypatch.setattr("participants.security._clock", lambda: 2_000_000.0)
+    study = make_study(q_version, source="open", target_n=1000)
+    codes = [Client().get(f"/s/{study.slug}/").status_code for _ in range(4)]
+    assert codes == [302, 302, 302, 429]
+    assert Session.objects.count() == 3
 
 
 def test_answers_are_rate_limited_per_session(q_version, make_study, browser, monkeypatch):

@@ -1,0 +1,374 @@
+"""Participant load: simulated participants doing the whole study, Geppetto beside oTree.
+
+Run: make bench-participants
+ or: .venv/bin/python benchmarks/bench_participants.py [--participants 200] [--duration 300]
+     [--think 1,3] [--no-otree]
+
+Each simulated participant (locust, benchmarks/locust_participants.py) opens a Prolific
+link, consents, reads the instructions, answers the 50 IPIP items one at a time with a
+think time between answers, and finishes. Arrivals are spread so that everyone can finish
+within ``--duration`` seconds. Geppetto runs under gunicorn (deploy/gunicorn.conf.py) on
+PostgreSQL with the Redis cache; oTree (pip ``otree``, in its own venv under var/bench)
+runs its production server on PostgreSQL with the same questionnaire as one page per
+item, which is how oTree saves each answer as it is given.
+
+Afterwards every answer a participant saw acknowledged is looked up in the database:
+"lost" counts those missing or different. Needs PostgreSQL on 127.0.0.1:5432 (user
+postgres) and Redis on 127.0.0.1:6379; the databases geppetto_bench and
+geppetto_bench_otree are dropped and created. Servers bind to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "var" / "bench"
+PY = sys.executable
+PG = "postgres://postgres@127.0.0.1:5432"
+OTREE_VERSION = "6.0.15"
+ITEMS = 50
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--participants", type=int, default=200)
+    parser.add_argument("--duration", type=int, default=300, help="seconds for the whole run")
+    parser.add_argument("--think", default="1,3", help="min,max seconds before each answer")
+    parser.add_argument("--no-otree", action="store_true", help="skip the oTree side")
+    parser.add_argument("--otree-venv", type=Path, default=WORK / "otree-venv")
+    return parser.parse_args()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def recreate_database(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
+
+
+def wait_until_up(url: str, process: subprocess.Popen, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"server exited with {process.returncode}; see its log in {WORK}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise SystemExit(f"server at {url} did not come up within {seconds} s")
+
+
+def stop(process: subprocess.Popen) -> float:
+    """Stop a server and its children; returns the CPU seconds they used."""
+    os.killpg(process.pid, signal.SIGTERM)
+    _, _, usage = os.wait4(process.pid, 0)
+    process.returncode = 0
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_locust(user_class: str, host: str, link: str, args, spawn_rate: float) -> dict:
+    """Run the simulated participants; returns what they recorded."""
+    acks = WORK / f"{user_class}.json"
+    env = dict(
+        os.environ,
+        BENCH_LINK=link,
+        BENCH_ACKS=str(acks),
+        BENCH_THINK=args.think,
+        BENCH_PARTICIPANTS=str(args.participants),
+    )
+    command = [
+        PY, "-m", "locust", "-f", str(ROOT / "benchmarks" / "locust_participants.py"),
+        "--headless", "--only-summary", "--loglevel", "WARNING",
+        "-u", str(args.participants), "-r", f"{spawn_rate:.4f}",
+        "-t", f"{args.duration}s", "--stop-timeout", "30",
+        "--host", host, user_class,
+    ]  # fmt: skip
+    print(f"  locust: {args.participants} participants, {spawn_rate:.2f}/s, {args.duration} s")
+    with open(WORK / f"{user_class}-locust.log", "w") as log:
+        subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT, check=False)
+    return json.loads(acks.read_text())
+
+
+def compare(acks: dict, stored: dict) -> tuple[int, int]:
+    """(acknowledged answers, of those missing or different in the database)."""
+    total = lost = 0
+    for pid, answers in acks["acks"].items():
+        for item, answer in answers.items():
+            total += 1
+            lost += stored.get((pid, item)) != answer
+    return total, lost
+
+
+def geppetto_side(args, spawn_rate: float) -> dict:
+    database = "geppetto_bench"
+    recreate_database(database)
+    port = free_port()
+    env = dict(
+        os.environ,
+        DATABASE_URL=f"{PG}/{database}",
+        CACHE_URL="redis://127.0.0.1:6379/12",
+        GEPPETTO_VAR_DIR=str(WORK / "geppetto-var"),
+        GEPPETTO_RATE_LIMITS="start=100000",  # every simulated participant has one address
+        SECRET_KEY=secrets.token_hex(32),
+        GUNICORN_BIND=f"127.0.0.1:{port}",
+        DJANGO_SETTINGS_MODULE="config.settings",
+    )
+    import redis
+
+    redis.Redis.from_url(env["CACHE_URL"]).flushdb()
+    manage = [PY, str(ROOT / "manage.py")]
+    subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], env=env, check=True)
+    task = ROOT / "benchmark" / "tasks" / "ipip-big5-50"
+    subprocess.run(
+        [*manage, "load_tasks", *map(str, sorted(task.glob("*.yaml")))],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    make_study = (
+        "from benchmark.models import TaskVersion; from participants.models import Study; "
+        "v = TaskVersion.objects.get(task__slug='ipip-big5-50'); "
+        "Study.objects.create(task_version=v, title='Load', slug='load', source='prolific', "
+        f"consent_markdown='Consent.', completion_code='C0DE', target_n={args.participants}, "
+        "time_limit_minutes=60)"
+    )
+    subprocess.run([*manage, "shell", "-v", "0", "-c", make_study], env=env, check=True)
+    with open(WORK / "gunicorn.log", "w") as log:
+        server = subprocess.Popen(
+            [PY, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"), "config.wsgi"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    host = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(f"{host}/admin/login/", server)
+        print(f"Geppetto: gunicorn on {host}, PostgreSQL database {database}")
+        acks = run_locust("GeppettoParticipant", host, "/s/load/", args, spawn_rate)
+    finally:
+        cpu = stop(server)
+    dump = (
+        "import json; from participants.models import Response, Session; "
+        "print(json.dumps({'answers': [[r.session.recruitment_id, r.item_key, r.answer] "
+        "for r in Response.objects.select_related('session')], "
+        "'completed': Session.objects.filter(state='completed').count()}))"
+    )
+    out = subprocess.run(
+        [*manage, "shell", "-v", "0", "-c", dump], env=env, check=True, capture_output=True
+    )
+    rows = json.loads(out.stdout)
+    stored = {(pid, item): answer for pid, item, answer in rows["answers"]}
+    return summarise(acks, stored, rows["completed"], cpu)
+
+
+OTREE_SETTINGS = """\
+from os import environ
+
+SESSION_CONFIGS = [dict(name="ipip", app_sequence=["ipip"], num_demo_participants=1)]
+SESSION_CONFIG_DEFAULTS = dict(real_world_currency_per_point=1.0, participation_fee=0.0, doc="")
+PARTICIPANT_FIELDS = []
+SESSION_FIELDS = []
+LANGUAGE_CODE = "en"
+REAL_WORLD_CURRENCY_CODE = "USD"
+USE_POINTS = True
+ADMIN_USERNAME = "admin"
+ADMIN_PASSWORD = environ.get("OTREE_ADMIN_PASSWORD")
+SECRET_KEY = environ.get("OTREE_SECRET_KEY")
+"""
+
+
+def write_otree_project(path: Path) -> None:
+    """The IPIP-50 questionnaire as an oTree app: consent, one page per item, end page."""
+    app = path / "ipip"
+    app.mkdir(parents=True, exist_ok=True)
+    (path / "_static").mkdir(exist_ok=True)
+    (path / "_templates").mkdir(exist_ok=True)
+    (path / "settings.py").write_text(OTREE_SETTINGS)
+    lines = [
+        "from otree.api import *",
+        "",
+        "class C(BaseConstants):",
+        "    NAME_IN_URL = 'ipip'",
+        "    PLAYERS_PER_GROUP = None",
+        "    NUM_ROUNDS = 1",
+        "",
+        "class Subsession(BaseSubsession):",
+        "    pass",
+        "",
+        "class Group(BaseGroup):",
+        "    pass",
+        "",
+        "class Player(BasePlayer):",
+    ]
+    for i in range(1, ITEMS + 1):
+        lines.append(
+            f"    q{i} = models.IntegerField(choices=[1, 2, 3, 4, 5], label='Item {i}', "
+            "widget=widgets.RadioSelectHorizontal)"
+        )
+    lines += ["", "class Consent(Page):", "    template_name = 'ipip/Consent.html'", ""]
+    for i in range(1, ITEMS + 1):
+        lines += [
+            f"class Q{i}(Page):",
+            "    form_model = 'player'",
+            f"    form_fields = ['q{i}']",
+            "    template_name = 'ipip/Question.html'",
+            "",
+        ]
+    pages = ", ".join(f"Q{i}" for i in range(1, ITEMS + 1))
+    lines += ["class End(Page):", "    template_name = 'ipip/End.html'", ""]
+    lines += [f"page_sequence = [Consent, {pages}, End]"]
+    (app / "__init__.py").write_text("\n".join(lines) + "\n")
+    block = "{{ block title }}%s{{ endblock }}\n{{ block content }}\n%s\n{{ endblock }}\n"
+    (app / "Question.html").write_text(block % ("Question", "{{ formfields }}{{ next_button }}"))
+    (app / "Consent.html").write_text(block % ("Consent", "<p>Consent.</p>{{ next_button }}"))
+    (app / "End.html").write_text(block % ("Thanks", "<p>Done</p>"))
+
+
+def otree_side(args, spawn_rate: float) -> dict:
+    venv = args.otree_venv
+    otree = venv / "bin" / "otree"
+    if not otree.exists():
+        print(f"oTree: installing otree=={OTREE_VERSION} into {venv}")
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [str(venv / "bin" / "pip"), "install", "-q", f"otree=={OTREE_VERSION}",
+             "psycopg2-binary==2.9.13"],
+            check=True,
+        )  # fmt: skip
+    project = WORK / "otree-project"
+    write_otree_project(project)
+    database = "geppetto_bench_otree"
+    recreate_database(database)
+    port = free_port()
+    env = dict(
+        os.environ,
+        PATH=f"{venv / 'bin'}:{os.environ['PATH']}",
+        DATABASE_URL=f"postgresql://postgres@127.0.0.1:5432/{database}",
+        OTREE_PRODUCTION="1",
+        OTREE_ADMIN_PASSWORD=secrets.token_hex(8),
+        OTREE_SECRET_KEY=secrets.token_hex(16),
+    )
+    quiet = {"cwd": project, "env": env, "check": True, "capture_output": True}
+    subprocess.run([str(otree), "resetdb", "--noinput"], **quiet)
+    subprocess.run([str(otree), "create_session", "ipip", str(args.participants)], **quiet)
+    import psycopg
+
+    with psycopg.connect(f"{PG}/{database}") as conn:
+        code = conn.execute("SELECT _anonymous_code FROM otree_session").fetchone()[0]
+    with open(WORK / "otree.log", "w") as log:
+        server = subprocess.Popen(
+            [str(otree), "prodserver", f"127.0.0.1:{port}"],
+            cwd=project,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    host = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(f"{host}/", server)
+        print(f"oTree {OTREE_VERSION}: prodserver on {host}, PostgreSQL database {database}")
+        acks = run_locust("OTreeParticipant", host, f"/join/{code}", args, spawn_rate)
+    finally:
+        cpu = stop(server)
+    columns = ", ".join(f"q{i}" for i in range(1, ITEMS + 1))
+    with psycopg.connect(f"{PG}/{database}") as conn:
+        rows = conn.execute(
+            f"SELECT p.label, {columns} FROM ipip_player q "
+            "JOIN otree_participant p ON p.id = q.participant_id WHERE p.label IS NOT NULL"
+        ).fetchall()
+        completed = conn.execute(
+            "SELECT count(*) FROM otree_participant WHERE _current_page_name = 'End'"
+        ).fetchone()[0]
+    stored = {
+        (row[0], f"q{i}"): str(value)
+        for row in rows
+        for i, value in enumerate(row[1:], start=1)
+        if value is not None
+    }
+    return summarise(acks, stored, completed, cpu)
+
+
+def summarise(acks: dict, stored: dict, completed: int, cpu: float) -> dict:
+    for failure, count in sorted(acks["failures"].items()):
+        print(f"  failed {count}×: {failure}")
+    answer = np.array(acks["times"].get("answer", []), dtype=float)
+    acknowledged, lost = compare(acks, stored)
+    return {
+        "participants started": len(acks["acks"]),
+        "participants finished": completed,
+        "answers acknowledged": acknowledged,
+        "answers lost (acknowledged, not stored)": lost,
+        "answers given up on after retries": len(acks["unsaved"]),
+        "failed requests (any page)": sum(acks["failures"].values()),
+        "answer save p50 (ms)": float(np.percentile(answer, 50)) if answer.size else None,
+        "answer save p95 (ms)": float(np.percentile(answer, 95)) if answer.size else None,
+        "answer save p99 (ms)": float(np.percentile(answer, 99)) if answer.size else None,
+        "answer save max (ms)": float(answer.max()) if answer.size else None,
+        "requests per answer": sum(acks["counts"].values()) / max(acknowledged, 1),
+        "server CPU ms per answer": 1000 * cpu / max(acknowledged, 1),
+    }
+
+
+def main():
+    args = parse_args()
+    WORK.mkdir(parents=True, exist_ok=True)
+    low, high = (float(x) for x in args.think.split(","))
+    one_participant = ITEMS * (low + high) / 2 + 5
+    spread = args.duration - one_participant * 1.2
+    if spread <= 0:
+        raise SystemExit(
+            f"--duration {args.duration} s is too short: one participant needs about "
+            f"{one_participant:.0f} s with --think {args.think}"
+        )
+    spawn_rate = args.participants / spread
+    results = {"Geppetto": geppetto_side(args, spawn_rate)}
+    if not args.no_otree:
+        results["oTree"] = otree_side(args, spawn_rate)
+    print()
+    print(
+        f"{args.participants} participants × {ITEMS} answers, think {args.think} s, "
+        f"{args.duration} s, {os.cpu_count()} cores (server, PostgreSQL and locust share them)"
+    )
+    names = list(results)
+    header = f"{'':42}" + "".join(f"{n:>12}" for n in names)
+    if "oTree" in results:
+        header += f"{'oTree/ours':>12}"
+    print(header)
+    for metric in results["Geppetto"]:
+        values = [results[n][metric] for n in names]
+        line = f"{metric:42}" + "".join(
+            f"{'-':>12}" if v is None else f"{v:12.1f}" if isinstance(v, float) else f"{v:12d}"
+            for v in values
+        )
+        if len(values) == 2 and "ms" in metric and all(values) and values[0]:
+            line += f"{values[1] / values[0]:11.2f}x"
+        print(line)
+    (WORK / "participants-results.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
