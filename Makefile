@@ -9,7 +9,7 @@ STAMP_TEST := $(VENV)/.installed-test
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint setup install-run install-test migrate clean
+.PHONY: run test lint setup install-run install-test migrate clean bench-participants
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,11 @@ test: install-test
 lint: install-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+## bench-participants: 200 simulated participants on gunicorn + PostgreSQL, beside oTree
+bench-participants: install-test
+	$(PIP) install -e '.[bench]'
+	$(PY) benchmarks/bench_participants.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var/geppetto.sqlite3*

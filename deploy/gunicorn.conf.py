@@ -11,10 +11,14 @@ bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", 2 * multiprocessing.cpu_count() + 1))
 threads = int(os.environ.get("GUNICORN_THREADS", 2))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 60))
+# Longer than the pause between two answers: a connection closed while idle makes the
+# participant's next POST fail on a dead socket and wait for its retry.
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", 5))
 graceful_timeout = 30
-# Recycle workers now and then so a slow leak cannot grow without bound.
-max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", 2000))
-max_requests_jitter = 200
+# Recycle workers now and then so a slow leak cannot grow without bound; rarely, since
+# a recycled worker drops its keep-alive connections (clients then retry their request).
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", 20000))
+max_requests_jitter = 2000
 accesslog = "-"
 errorlog = "-"
 forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")

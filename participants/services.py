@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import random
+import secrets
 import statistics
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,6 +26,7 @@ from django.utils.dateparse import parse_datetime
 from benchmark import psych201
 from benchmark.models import DatasetSource, HumanDataset, ModelResponse, RunMode, Transcript
 from benchmark.rendering import Turn, environment_for, render_transcript, spec_items
+from benchmark.services.datasets import content_digest
 from benchmark.specs import spec_from_json
 from participants.models import (
     ACTIVE_STATES,
@@ -445,8 +447,9 @@ def withdraw(*, session: Session) -> Withdrawal:
     """Delete a participant's session, answers and any collected transcript of them.
 
     Only an audit row without personal data stays (study, when, how much was deleted).
-    Collected datasets that held the participant lose their transcript and are marked
-    in their provenance, so anything derived from them can be recomputed.
+    Collected datasets that held the participant lose their transcript, get a note in
+    their provenance and a new ``content_sha256`` (the digest of what they now hold), so
+    results computed on the old content can be told apart as stale and recomputed.
     """
     session = Session.objects.select_for_update().get(pk=session.pk)
     transcripts = Transcript.objects.filter(
@@ -457,12 +460,17 @@ def withdraw(*, session: Session) -> Withdrawal:
     transcripts.delete()
     for dataset in datasets:
         dataset.n_participants = dataset.transcripts.count()
-        note = (
-            f"\n{timezone.now():%Y-%m-%d %H:%M} UTC: "
-            "a participant withdrew; derived results are stale."
-        )
-        dataset.provenance = (dataset.provenance + note).strip()
-        dataset.save(update_fields=["n_participants", "provenance"])
+        note = f"{timezone.now():%Y-%m-%d %H:%M} UTC: a participant withdrew"
+        digest = content_digest(dataset)
+        twin = HumanDataset.objects.exclude(pk=dataset.pk).filter(content_sha256=digest).first()
+        if twin is None:
+            # Results computed on the old content carry the old digest: they are stale.
+            dataset.content_sha256 = digest
+            note += "; derived results are stale."
+        else:
+            note += f"; derived results are stale; the content now equals dataset {twin.slug!r}."
+        dataset.provenance = f"{dataset.provenance}\n{note}".strip()
+        dataset.save(update_fields=["n_participants", "provenance", "content_sha256"])
     audit = Withdrawal.objects.create(
         study=session.study,
         started=session.started,
@@ -708,38 +716,46 @@ def make_human_dataset(*, study: Study) -> tuple[HumanDataset, bool]:
     records = session_records(study=study)
     if not records:
         raise ParticipationError("empty", "The study has no completed sessions yet.")
-    jsonl = export_psych201(study=study)
-    digest = hashlib.sha256(jsonl.encode()).hexdigest()
-    existing = HumanDataset.objects.filter(content_sha256=digest).first()
-    if existing is not None:
-        return existing, False
     task = study.task_version.task
-    dataset = HumanDataset.objects.create(
-        slug=f"{study.slug}-{digest[:8]}",
-        name=f"{study.title} ({len(records)} participants)",
-        task=task,
-        source=DatasetSource.COLLECTED,
-        content_sha256=digest,
-        file_name=f"{study.slug}.jsonl",
-        provenance=f"Collected by study {study.slug!r} on task version "
-        f"{study.task_version.number} ({study.task_version.spec_hash[:12]}).",
-        n_participants=len(records),
-    )
-    Transcript.objects.bulk_create(
-        [
-            Transcript(
-                dataset=dataset,
-                line=line,
-                participant=r.session.participant_code,
-                experiment=task.slug,
-                text=r.text,
-                spans=r.spans,
-                rts=r.rts,
-                answers=r.answers,
-                profile=r.profile,
-                extra={**r.extra, "session": r.session.pk},
-            )
-            for line, r in enumerate(records, start=1)
-        ]
-    )
+    transcripts = [
+        Transcript(
+            line=line,
+            participant=r.session.participant_code,
+            experiment=task.slug,
+            text=r.text,
+            spans=r.spans,
+            rts=r.rts,
+            answers=r.answers,
+            profile=r.profile,
+            extra={**r.extra, "session": r.session.pk},
+        )
+        for line, r in enumerate(records, start=1)
+    ]
+    # The digest is that of the stored dataset's export (`content_digest`), so a
+    # withdrawal can keep it true and making the dataset again finds the updated one.
+    # It is known once the rows are stored (the database may reorder JSON keys).
+    with transaction.atomic():
+        pending = f"pending-{secrets.token_hex(16)}"
+        dataset = HumanDataset.objects.create(
+            slug=pending,
+            name=f"{study.title} ({len(records)} participants)",
+            task=task,
+            source=DatasetSource.COLLECTED,
+            content_sha256=pending,
+            file_name=f"{study.slug}.jsonl",
+            provenance=f"Collected by study {study.slug!r} on task version "
+            f"{study.task_version.number} ({study.task_version.spec_hash[:12]}).",
+            n_participants=len(records),
+        )
+        for t in transcripts:
+            t.dataset = dataset
+        Transcript.objects.bulk_create(transcripts)
+        digest = content_digest(dataset)
+        existing = HumanDataset.objects.filter(content_sha256=digest).first()
+        if existing is not None:
+            transaction.set_rollback(True)
+            return existing, False
+        dataset.content_sha256 = digest
+        dataset.slug = f"{study.slug}-{digest[:8]}"
+        dataset.save(update_fields=["content_sha256", "slug"])
     return dataset, True

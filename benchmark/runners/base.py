@@ -27,6 +27,19 @@ class ScoreRequest:
 
 
 @dataclass(frozen=True)
+class SpansRequest:
+    """Score several character spans of one text (the responses of a transcript).
+
+    Each span is scored given all the text before it, as a `ScoreRequest` with
+    ``context=text[:start]`` would be, but runners that can read every token of a text
+    in one pass do so instead of one pass per span.
+    """
+
+    text: str
+    spans: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True)
 class ScoreResult:
     """Log-probability of a continuation: the sum and per token.
 
@@ -84,6 +97,22 @@ class Runner(ABC):
             return []
         return self._score(list(requests))
 
+    def score_spans(self, requests: list[SpansRequest]) -> list[list[ScoreResult]]:
+        """Log-probabilities of each span of each text: one list of results per request.
+
+        Raises:
+            CapabilityError: the runner cannot score.
+            ValueError: a span is empty or outside its text.
+        """
+        require(self, SCORE)
+        for r in requests:
+            for start, end in r.spans:
+                if not 0 <= start < end <= len(r.text):
+                    raise ValueError(f"span ({start}, {end}) is empty or outside the text")
+        if not requests:
+            return []
+        return self._score_spans(list(requests))
+
     def sample(self, requests: list[SampleRequest], n: int = 1) -> list[list[Sample]]:
         """``n`` generations per request, in the order given.
 
@@ -103,6 +132,16 @@ class Runner(ABC):
     def _score(self, requests: list[ScoreRequest]) -> list[ScoreResult]:
         """Backend scoring; `score` calls it only when the runner declares ``score``."""
         raise CapabilityError(f"the {self.name} runner cannot score")
+
+    def _score_spans(self, requests: list[SpansRequest]) -> list[list[ScoreResult]]:
+        """One `ScoreRequest` per span; runners that read whole texts override this."""
+        flat = [
+            ScoreRequest(context=r.text[:start], continuation=r.text[start:end])
+            for r in requests
+            for start, end in r.spans
+        ]
+        results = iter(self._score(flat))
+        return [[next(results) for _ in r.spans] for r in requests]
 
     @abstractmethod
     def _sample(self, requests: list[SampleRequest], n: int) -> list[list[Sample]]:

@@ -12,6 +12,7 @@ on its own, so a request's samples do not depend on which other requests share t
 from __future__ import annotations
 
 import copy
+import inspect
 import threading
 
 from benchmark.runners.base import (
@@ -24,8 +25,15 @@ from benchmark.runners.base import (
     SampleRequest,
     ScoreRequest,
     ScoreResult,
+    SpansRequest,
 )
-from benchmark.runners.tokens import chat_prompt_ids, continuation_split
+from benchmark.runners.tokens import (
+    chat_prompt_ids,
+    continuation_split,
+    span_tokens,
+    text_encoding,
+    windows,
+)
 
 
 class HFRunner(Runner):
@@ -183,6 +191,56 @@ class HFRunner(Runner):
                 rows = torch.cat([last[None, :], logprobs[row, : len(seq) - prefix - 1, :]])
                 results[i] = self._result(seq, n_cont, rows[len(seq) - n_cont - prefix :])
         return True
+
+    def _score_spans(self, requests: list[SpansRequest]) -> list[list[ScoreResult]]:
+        """Every span of a text from one pass over it (rolling windows past ``max_length``)."""
+        if not getattr(self.tokenizer, "is_fast", False):
+            return super()._score_spans(requests)
+        out = []
+        with self._lock, self.torch.inference_mode():
+            for r in requests:
+                ids, offsets, special = text_encoding(self.tokenizer, r.text)
+                picks = span_tokens(offsets, special, r.spans, r.text)
+                scored = self._token_logprobs(ids, sorted({i for p in picks for i in p}))
+                out.append(
+                    [
+                        ScoreResult(
+                            logprob=float(sum(scored[i][0] for i in p)),
+                            token_logprobs=[scored[i][0] for i in p],
+                            tokens=[self.tokenizer.decode([ids[i]]) for i in p],
+                            greedy=all(scored[i][1] for i in p),
+                        )
+                        for p in picks
+                    ]
+                )
+        return out
+
+    def _token_logprobs(self, ids: list[int], targets: list[int]) -> dict[int, tuple[float, bool]]:
+        """Log-probability and top-choice flag of each target token, given the tokens before.
+
+        Only the rows that predict targets are turned into logits.
+        """
+        torch = self.torch
+        found = {}
+        wanted = set(targets)
+        keeps_rows = "logits_to_keep" in inspect.signature(self.model.forward).parameters
+        for start, end, first in windows(len(ids), self.max_length):
+            here = [t for t in range(first, end) if t in wanted]
+            if not here:
+                continue
+            window = torch.tensor([ids[start:end]], device=self.device)
+            rows = torch.tensor([t - start - 1 for t in here], device=self.device)
+            if keeps_rows:  # the vocabulary-wide logits of a long window would not fit
+                logits = self.model(input_ids=window, logits_to_keep=rows).logits[0]
+            else:
+                logits = self.model(input_ids=window).logits[0, rows]
+            logprobs = torch.log_softmax(logits.float(), dim=-1)
+            chosen = torch.tensor([ids[t] for t in here], device=self.device)
+            values = logprobs.gather(1, chosen[:, None])[:, 0]
+            top = logprobs.argmax(dim=-1) == chosen
+            for k, t in enumerate(here):
+                found[t] = (float(values[k]), bool(top[k]))
+        return found
 
     # --- sampling ----------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from benchmark.runners.base import (
     SampleRequest,
     ScoreRequest,
     ScoreResult,
+    SpansRequest,
 )
 from benchmark.runners.http import HTTPTransport, ProviderError
 
@@ -87,8 +88,8 @@ class OpenAIRunner(Runner):
     def __repr__(self):
         return f"OpenAIRunner({self.model!r}, {self.http!r})"
 
-    def _score_batch(self, batch: list[ScoreRequest]) -> list[ScoreResult]:
-        prompts = [r.context + r.continuation for r in batch]
+    def _echo(self, prompts: list[str]) -> list[dict]:
+        """The echoed prompts' log-probabilities, one choice per prompt, in order."""
         payload = {
             "model": self.model,
             "prompt": prompts,
@@ -107,17 +108,38 @@ class OpenAIRunner(Runner):
             self.score_max_tokens = 1
             body = self.http.post("/v1/completions", {**payload, "max_tokens": 1}, tokens=tokens)
         choices = sorted(body.get("choices") or [], key=lambda c: c.get("index", 0))
-        if len(choices) != len(batch):
+        if len(choices) != len(prompts):
             raise ProviderError(
-                None, f"asked to score {len(batch)} prompts, got {len(choices)} answers"
+                None, f"asked to score {len(prompts)} prompts, got {len(choices)} answers"
             )
-        return [_continuation_score(r, c) for r, c in zip(batch, choices, strict=True)]
+        return choices
+
+    def _score_batch(self, batch: list[ScoreRequest]) -> list[ScoreResult]:
+        choices = self._echo([r.context + r.continuation for r in batch])
+        return [
+            _span_score(c, len(r.context), len(r.context) + len(r.continuation))
+            for r, c in zip(batch, choices, strict=True)
+        ]
 
     def _score(self, requests: list[ScoreRequest]) -> list[ScoreResult]:
         batches = [
             requests[i : i + self.batch_size] for i in range(0, len(requests), self.batch_size)
         ]
         return [result for batch in self.http.map(self._score_batch, batches) for result in batch]
+
+    def _spans_batch(self, batch: list[SpansRequest]) -> list[list[ScoreResult]]:
+        choices = self._echo([r.text for r in batch])
+        return [
+            [_span_score(c, start, end) for start, end in r.spans]
+            for r, c in zip(batch, choices, strict=True)
+        ]
+
+    def _score_spans(self, requests: list[SpansRequest]) -> list[list[ScoreResult]]:
+        """One echoed prompt per text: every span is read from its log-probabilities."""
+        batches = [
+            requests[i : i + self.batch_size] for i in range(0, len(requests), self.batch_size)
+        ]
+        return [result for batch in self.http.map(self._spans_batch, batches) for result in batch]
 
     def _sample_one(self, pair: tuple[SampleRequest, int]) -> list[Sample]:
         r, n = pair
@@ -180,16 +202,14 @@ class OpenAIRunner(Runner):
         self.http.close()
 
 
-def _continuation_score(request: ScoreRequest, choice: dict) -> ScoreResult:
-    """Pick the continuation's tokens out of an echoed prompt's log-probabilities."""
+def _span_score(choice: dict, start: int, end: int) -> ScoreResult:
+    """Pick the tokens overlapping ``text[start:end]`` out of an echoed prompt's log-probs."""
     lp = choice.get("logprobs") or {}
     tokens, logprobs, offsets = lp.get("tokens"), lp.get("token_logprobs"), lp.get("text_offset")
     if not tokens or logprobs is None or offsets is None:
         raise ProviderError(
             None, "the server returned no prompt log-probabilities (echo + logprobs)"
         )
-    start = len(request.context)
-    end = start + len(request.continuation)
     picked = [
         (tok, lpv)
         for tok, lpv, off in zip(tokens, logprobs, offsets, strict=False)

@@ -66,3 +66,64 @@ def chat_prompt_ids(tokenizer, prompt: str) -> list[int]:
     )
     # Some versions return a BatchEncoding-like mapping even with return_dict=False.
     return list(ids["input_ids"] if hasattr(ids, "keys") else ids)
+
+
+def text_encoding(tokenizer, text: str) -> tuple[list[int], list[tuple[int, int]], list[int]]:
+    """Token ids, character offsets and special-token mask of ``text`` (fast tokenizers).
+
+    A trailing end-of-text token is dropped: it is not part of the text.
+    """
+    enc = tokenizer(text, return_offsets_mapping=True, return_special_tokens_mask=True)
+    ids, offsets, special = enc["input_ids"], enc["offset_mapping"], enc["special_tokens_mask"]
+    while ids and special[-1]:
+        ids, offsets, special = ids[:-1], offsets[:-1], special[:-1]
+    return list(ids), [tuple(o) for o in offsets], list(special)
+
+
+def span_tokens(
+    offsets: list[tuple[int, int]], special: list[int], spans, text: str = ""
+) -> list[list[int]]:
+    """For each character span, the indexes of the tokens that overlap it.
+
+    The same rule as `continuation_split` at a span's start (a token straddling it
+    belongs to the span) and as the OpenAI runner's ``text_offset`` rule.
+
+    Raises:
+        ValueError: a span has no tokens, or its first token starts the text.
+    """
+    picks = []
+    for start, end in spans:
+        found = [
+            i
+            for i, ((s, e), sp) in enumerate(zip(offsets, special, strict=True))
+            if not sp and s < end and e > start
+        ]
+        if not found:
+            raise ValueError(f"no tokens for the span {text[start:end]!r} at {start}")
+        if found[0] == 0:
+            raise ValueError(
+                f"the span {text[start:end]!r} starts the text: nothing to condition it on"
+            )
+        picks.append(found)
+    return picks
+
+
+def windows(n_tokens: int, length: int) -> list[tuple[int, int, int]]:
+    """Rolling windows over a text longer than the model reads: (start, end, first target).
+
+    Every token from the second on is predicted exactly once; each window predicts the
+    tokens from ``first target`` to ``end`` with at least ``length // 2`` tokens of
+    context (all preceding tokens while the text fits), so a long transcript costs about
+    ``2 * n_tokens / length`` forward passes instead of one per span.
+    """
+    if length < 2:
+        raise ValueError(f"window length must be at least 2, not {length}")
+    keep = length - length // 2  # context kept when the window moves on
+    out = []
+    target = 1
+    while target < n_tokens:
+        start = max(0, min(target - keep, n_tokens - length))
+        end = min(start + length, n_tokens)
+        out.append((start, end, target))
+        target = end
+    return out

@@ -26,8 +26,15 @@ from benchmark.runners.base import (
     SampleRequest,
     ScoreRequest,
     ScoreResult,
+    SpansRequest,
 )
-from benchmark.runners.tokens import chat_prompt_ids, continuation_split
+from benchmark.runners.tokens import (
+    chat_prompt_ids,
+    continuation_split,
+    span_tokens,
+    text_encoding,
+    windows,
+)
 
 
 class VLLMRunner(Runner):
@@ -69,6 +76,7 @@ class VLLMRunner(Runner):
             **engine,
         )
         self.model_path = model_path
+        self.max_model_len = self.llm.llm_engine.model_config.max_model_len
         self.tokenizer = self.llm.get_tokenizer()
         self._lock = threading.Lock()
         if not getattr(self.tokenizer, "chat_template", None):
@@ -100,6 +108,47 @@ class VLLMRunner(Runner):
                     tokens=[p.decoded_token or "" for p in picked],
                     greedy=all(p.rank == 1 for p in picked),
                 )
+            )
+        return results
+
+    def _score_spans(self, requests: list[SpansRequest]) -> list[list[ScoreResult]]:
+        """Every span of a text from the prompt log-probabilities of the whole text.
+
+        A text longer than ``max_model_len`` is read in rolling windows, one prompt each.
+        """
+        from vllm import SamplingParams, TokensPrompt
+
+        if not getattr(self.tokenizer, "is_fast", False):
+            return super()._score_spans(requests)
+        plans = []
+        prompts = []
+        for r in requests:
+            ids, offsets, special = text_encoding(self.tokenizer, r.text)
+            picks = span_tokens(offsets, special, r.spans, r.text)
+            # The engine generates one token after each prompt, so leave room for it.
+            spans_windows = windows(len(ids), self.max_model_len - 1)
+            plans.append((ids, picks, len(prompts), spans_windows))
+            prompts += [TokensPrompt(prompt_token_ids=ids[a:b]) for a, b, _ in spans_windows]
+        params = SamplingParams(max_tokens=1, prompt_logprobs=0, temperature=0)
+        with self._lock:
+            outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        results = []
+        for ids, picks, first_prompt, spans_windows in plans:
+            found = {}
+            for k, (a, b, first) in enumerate(spans_windows):
+                logprobs = outputs[first_prompt + k].prompt_logprobs
+                for t in range(first, b):
+                    found[t] = logprobs[t - a][ids[t]]
+            results.append(
+                [
+                    ScoreResult(
+                        logprob=float(sum(found[i].logprob for i in p)),
+                        token_logprobs=[float(found[i].logprob) for i in p],
+                        tokens=[found[i].decoded_token or "" for i in p],
+                        greedy=all(found[i].rank == 1 for i in p),
+                    )
+                    for p in picks
+                ]
             )
         return results
 

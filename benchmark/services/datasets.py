@@ -206,14 +206,35 @@ def export_psych201(*, dataset: HumanDataset, out: TextIO) -> int:
                 if answer is not None
             ]
             text = render_transcript(spec, turns, profile=None, items=items).text
-        line = psych201.to_json_line(
-            text=text,
-            experiment=t.experiment,
-            participant=t.participant,
-            rts=t.rts,
-            profile=t.profile,
-            extra=t.extra,
-        )
-        out.write(line + "\n")
+        out.write(transcript_line(t, text=text) + "\n")
         count += 1
     return count
+
+
+def transcript_line(transcript: Transcript, *, text: str | None = None) -> str:
+    """One transcript as its Psych-201 line (no newline); ``text`` replaces a rendered one."""
+    return psych201.to_json_line(
+        text=transcript.text if text is None else text,
+        experiment=transcript.experiment,
+        participant=transcript.participant,
+        rts=transcript.rts,
+        profile=transcript.profile,
+        extra=transcript.extra,
+    )
+
+
+class _Digest:
+    """A text stream that only hashes what is written to it."""
+
+    def __init__(self):
+        self.sha = hashlib.sha256()
+
+    def write(self, text: str) -> None:
+        self.sha.update(text.encode())
+
+
+def content_digest(dataset: HumanDataset) -> str:
+    """sha256 of the dataset's Psych-201 export: what its content_sha256 should say now."""
+    digest = _Digest()
+    export_psych201(dataset=dataset, out=digest)
+    return digest.sha.hexdigest()

@@ -613,7 +613,7 @@ def run_sequential(ctx: Context) -> list[str]:
 
 def run_likelihood(ctx: Context) -> list[str]:
     """Log-likelihood of every human response span of each transcript in the payload."""
-    from benchmark.runners.base import ScoreRequest
+    from benchmark.runners.base import SpansRequest
 
     transcripts = {t.pk: t for t in Transcript.objects.filter(pk__in=ctx.unit.payload)}
 
@@ -623,19 +623,19 @@ def run_likelihood(ctx: Context) -> list[str]:
         if (key, 0) in ctx.done:
             return
         prefix = render_profile(t.profile) if ctx.run.with_profile else ""
-        requests = [
-            ScoreRequest(context=prefix + t.text[:start], continuation=t.text[start:end])
-            for start, end in t.spans
-        ]
+        request = SpansRequest(
+            text=prefix + t.text,
+            spans=tuple((len(prefix) + start, len(prefix) + end) for start, end in t.spans),
+        )
 
         def compute():
-            results = _provider_call(lambda: ctx.runner.score(requests))
+            results = _provider_call(lambda: ctx.runner.score_spans([request]))[0]
             return {"span_logprobs": [r.logprob for r in results]}
 
         started = time.perf_counter()
         value, hit = cached_call(
             ctx.endpoint,
-            cache_key(ctx.endpoint, "spans", prefix + t.text, {"spans": t.spans}, 0),
+            cache_key(ctx.endpoint, "spans", request.text, {"spans": request.spans}, 0),
             compute,
         )
         spans = value["span_logprobs"]
@@ -645,7 +645,7 @@ def run_likelihood(ctx: Context) -> list[str]:
                 sample_index=0,
                 logprob=float(sum(spans)),
                 details={"span_logprobs": spans, "participant": t.participant},
-                prompt_tokens=sum(len(r.context) for r in requests) // CHARS_PER_TOKEN,
+                prompt_tokens=len(request.text) // CHARS_PER_TOKEN,
                 latency_ms=(time.perf_counter() - started) * 1000,
                 cached=hit,
             )

@@ -164,10 +164,10 @@ def plan_run(
             raise RunError(f"dataset {dataset.slug} has no transcripts with text")
         for start in range(0, len(ids), batch_size):
             units.append((ids[start : start + batch_size], len(ids[start : start + batch_size])))
-        texts = Transcript.objects.filter(pk__in=ids).values_list("text", "spans")
-        for text, spans in texts:
-            calls += len(spans)
-            prompt_chars += len(text) * max(1, len(spans)) // 2
+        # Every scoring runner reads a transcript's spans from one pass over its text.
+        for text in Transcript.objects.filter(pk__in=ids).values_list("text", flat=True):
+            calls += 1
+            prompt_chars += len(text)
         return _plan(units, calls, prompt_chars, 0, endpoint)
     if spec.kind == "transcript":
         raise RunError("transcript tasks are scored by likelihood only")

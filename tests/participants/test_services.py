@@ -1,3 +1,5 @@
+import hashlib
+import io
 import json
 from datetime import timedelta
 
@@ -8,6 +10,7 @@ from django.utils import timezone
 from benchmark import psych201
 from benchmark.models import DatasetSource, HumanDataset, Transcript
 from benchmark.rendering import Turn, environment_for, render_transcript
+from benchmark.services.datasets import content_digest
 from benchmark.services.datasets import export_psych201 as export_dataset
 from benchmark.specs import spec_from_json
 from participants import services
@@ -272,6 +275,8 @@ def test_withdrawal_deletes_answers_and_transcripts_and_keeps_an_anonymous_audit
         answer_all(s, {"q1": "1", "q2": "2", "q3": "4"})
         services.complete_session(session=s)
     dataset, _ = services.make_human_dataset(study=study)
+    before = dataset.content_sha256
+    assert before == content_digest(dataset)
     audit = services.withdraw(session=leave)
     assert not Session.objects.filter(recruitment_id="leave").exists()
     assert Response.objects.filter(session__recruitment_id="leave").count() == 0
@@ -289,6 +294,32 @@ def test_withdrawal_deletes_answers_and_transcripts_and_keeps_an_anonymous_audit
     assert list(dataset.transcripts.values_list("participant", flat=True)) == [
         keep.participant_code
     ]
+    # The digest follows the content: old results are recognisably stale, and making the
+    # dataset again from the remaining sessions finds this one.
+    assert dataset.content_sha256 != before
+    assert dataset.content_sha256 == content_digest(dataset)
+    assert services.make_human_dataset(study=study) == (dataset, False)
+
+
+def test_withdrawal_leaves_the_digest_when_another_dataset_already_holds_that_content(
+    q_version, make_study
+):
+    study = make_study(q_version)
+    first = ready(study, "first")
+    answer_all(first, {"q1": "1", "q2": "2", "q3": "4"})
+    services.complete_session(session=first)
+    small, _ = services.make_human_dataset(study=study)
+    late = ready(study, "late")
+    answer_all(late, {"q1": "5", "q2": "5", "q3": "5"})
+    services.complete_session(session=late)
+    big, created = services.make_human_dataset(study=study)
+    assert created and big.n_participants == 2
+    old = big.content_sha256
+    services.withdraw(session=late)
+    big.refresh_from_db()
+    assert content_digest(big) == small.content_sha256
+    assert big.content_sha256 == old  # unique: the twin keeps it
+    assert f"the content now equals dataset {small.slug!r}" in big.provenance
 
 
 def test_decline_consent_screens_out(q_version, make_study):
@@ -378,10 +409,10 @@ def test_make_human_dataset_is_collected_and_idempotent(q_version, make_study):
     dataset, created = services.make_human_dataset(study=study)
     assert created and dataset.source == DatasetSource.COLLECTED
     assert dataset.task == q_version.task and dataset.n_participants == 2
-    jsonl = services.export_psych201(study=study)
-    import hashlib
-
-    assert dataset.content_sha256 == hashlib.sha256(jsonl.encode()).hexdigest()
+    out = io.StringIO()
+    export_dataset(dataset=dataset, out=out)
+    assert dataset.content_sha256 == hashlib.sha256(out.getvalue().encode()).hexdigest()
+    assert dataset.slug == f"{study.slug}-{dataset.content_sha256[:8]}"
     t = Transcript.objects.filter(dataset=dataset).order_by("line").first()
     assert t.answers == {"q1": "5", "q2": "1", "q3": "4"}
     assert t.responses == [
@@ -389,11 +420,8 @@ def test_make_human_dataset_is_collected_and_idempotent(q_version, make_study):
     ]
     again, created = services.make_human_dataset(study=study)
     assert not created and again.pk == dataset.pk and HumanDataset.objects.count() == 1
-    # The benchmark side exports the collected dataset exactly as the study does.
-    import io
-
-    out = io.StringIO()
-    export_dataset(dataset=dataset, out=out)
+    # The benchmark side exports the collected dataset's texts exactly as the study does.
+    jsonl = services.export_psych201(study=study)
     assert [json.loads(x)["text"] for x in out.getvalue().splitlines()] == [
         json.loads(x)["text"] for x in jsonl.splitlines()
     ]

