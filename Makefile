@@ -57,7 +57,7 @@ lint: install-test
 	$(VENV)/bin/ruff format --check .
 
 ## bench-participants: 200 simulated participants on gunicorn + PostgreSQL, beside oTree
-bench-participants: install-test
+bench-participants: install-run
 	$(PIP) install -e '.[bench]'
 	$(PY) benchmarks/bench_participants.py $(BENCH_ARGS)
 

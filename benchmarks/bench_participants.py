@@ -15,7 +15,8 @@ item, which is how oTree saves each answer as it is given.
 Afterwards every answer a participant saw acknowledged is looked up in the database:
 "lost" counts those missing or different. Needs PostgreSQL on 127.0.0.1:5432 (user
 postgres) and Redis on 127.0.0.1:6379; the databases geppetto_bench and
-geppetto_bench_otree are dropped and created. Servers bind to 127.0.0.1 only.
+geppetto_bench_otree are dropped and created. Servers bind to 127.0.0.1 only; their
+logs, locust's summaries and the results (JSON) are left in var/bench/.
 """
 
 from __future__ import annotations
@@ -110,6 +111,26 @@ def run_locust(user_class: str, host: str, link: str, args, spawn_rate: float) -
     return json.loads(acks.read_text())
 
 
+def serve_and_load(command, *, cwd, env, port, probe, label, user_class, link, args, spawn_rate):
+    """Start a server on loopback, run the participants against it, stop it.
+
+    Returns:
+        What the participants recorded, and the CPU seconds the server used.
+    """
+    with open(WORK / f"{user_class}-server.log", "w") as log:
+        server = subprocess.Popen(
+            command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    host = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(f"{host}{probe}", server)
+        print(f"{label} on {host}")
+        acks = run_locust(user_class, host, link, args, spawn_rate)
+    finally:
+        cpu = stop(server)
+    return acks, cpu
+
+
 def compare(acks: dict, stored: dict) -> tuple[int, int]:
     """(acknowledged answers, of those missing or different in the database)."""
     total = lost = 0
@@ -154,22 +175,19 @@ def geppetto_side(args, spawn_rate: float) -> dict:
         "time_limit_minutes=60)"
     )
     subprocess.run([*manage, "shell", "-v", "0", "-c", make_study], env=env, check=True)
-    with open(WORK / "gunicorn.log", "w") as log:
-        server = subprocess.Popen(
-            [PY, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"), "config.wsgi"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    host = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(f"{host}/admin/login/", server)
-        print(f"Geppetto: gunicorn on {host}, PostgreSQL database {database}")
-        acks = run_locust("GeppettoParticipant", host, "/s/load/", args, spawn_rate)
-    finally:
-        cpu = stop(server)
+    command = [PY, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"), "config.wsgi"]
+    acks, cpu = serve_and_load(
+        command,
+        cwd=ROOT,
+        env=env,
+        port=port,
+        probe="/admin/login/",
+        label=f"Geppetto: gunicorn, PostgreSQL database {database}",
+        user_class="GeppettoParticipant",
+        link="/s/load/",
+        args=args,
+        spawn_rate=spawn_rate,
+    )
     dump = (
         "import json; from participants.models import Response, Session; "
         "print(json.dumps({'answers': [[r.session.recruitment_id, r.item_key, r.answer] "
@@ -278,22 +296,18 @@ def otree_side(args, spawn_rate: float) -> dict:
 
     with psycopg.connect(f"{PG}/{database}") as conn:
         code = conn.execute("SELECT _anonymous_code FROM otree_session").fetchone()[0]
-    with open(WORK / "otree.log", "w") as log:
-        server = subprocess.Popen(
-            [str(otree), "prodserver", f"127.0.0.1:{port}"],
-            cwd=project,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    host = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(f"{host}/", server)
-        print(f"oTree {OTREE_VERSION}: prodserver on {host}, PostgreSQL database {database}")
-        acks = run_locust("OTreeParticipant", host, f"/join/{code}", args, spawn_rate)
-    finally:
-        cpu = stop(server)
+    acks, cpu = serve_and_load(
+        [str(otree), "prodserver", f"127.0.0.1:{port}"],
+        cwd=project,
+        env=env,
+        port=port,
+        probe="/",
+        label=f"oTree {OTREE_VERSION}: prodserver, PostgreSQL database {database}",
+        user_class="OTreeParticipant",
+        link=f"/join/{code}",
+        args=args,
+        spawn_rate=spawn_rate,
+    )
     columns = ", ".join(f"q{i}" for i in range(1, ITEMS + 1))
     with psycopg.connect(f"{PG}/{database}") as conn:
         rows = conn.execute(

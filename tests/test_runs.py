@@ -19,6 +19,9 @@ from benchmark.models import (
     ScoringMode,
     UnitState,
 )
+from benchmark.rendering import render_profile
+from benchmark.runners import get_runner
+from benchmark.runners.base import ScoreRequest
 from benchmark.services.execution import execute_unit
 from benchmark.services.runs import (
     RunError,
@@ -193,7 +196,18 @@ def test_likelihood_run_sums_span_logprobs(hf_endpoint, questionnaire, tmp_path)
     first = run.responses.get(details__participant="1")
     assert len(first.details["span_logprobs"]) == 2
     assert math.isclose(first.logprob, sum(first.details["span_logprobs"]))
-    assert all(lp < 0 for lp in first.details["span_logprobs"])
+    # Each span as a lone continuation of the profile lines and the text before it.
+    transcript = dataset.transcripts.get(participant="1")
+    prefix = render_profile(transcript.profile)
+    assert prefix  # the age is a profile line
+    with get_runner("hf", model_path=hf_endpoint.model) as runner:
+        alone = runner.score(
+            [
+                ScoreRequest(prefix + transcript.text[:start], transcript.text[start:end])
+                for start, end in transcript.spans
+            ]
+        )
+    assert first.details["span_logprobs"] == pytest.approx([r.logprob for r in alone], abs=1e-4)
 
 
 def test_runs_the_endpoint_cannot_do_are_refused_before_queueing(questionnaire, bandit):
