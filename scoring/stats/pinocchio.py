@@ -22,25 +22,36 @@ class Pinocchio:
     explained: float  # share of the standardised variance on Π
 
 
-def pinocchio(scale_scores, orient=None) -> Pinocchio:
+def pinocchio(scale_scores, orient=None, norms=None) -> Pinocchio:
     """Π from a ``(models, scales)`` array of scale scores.
 
     Args:
         scale_scores: models in rows, scales in columns (at least two models).
         orient: index of a scale whose loading is made positive (PCA fixes the axis, not
             its sign); default: the loadings sum to a positive number.
+        norms: ``(means, sds)`` of people per scale. Given, scores are z-scored against
+            them, the axis is the first principal component of those z-scores across
+            models, and a model's Π score is its z-vector on that axis (0 = the human
+            mean). Without, scales are standardised across the models themselves.
 
     Raises:
-        ValueError: fewer than two models, or a scale that does not vary across models.
+        ValueError: fewer than two models, or a scale that does not vary.
     """
     x = np.asarray(scale_scores, dtype=float)
     if x.ndim != 2 or x.shape[0] < 2:
         raise ValueError("need a (models, scales) array with at least two models")
-    sd = x.std(axis=0, ddof=1)
-    if (sd == 0).any():
-        raise ValueError(f"scales {np.flatnonzero(sd == 0).tolist()} do not vary across models")
-    z = (x - x.mean(axis=0)) / sd
-    _, singular, vt = np.linalg.svd(z, full_matrices=False)
+    if norms is None:
+        sd = x.std(axis=0, ddof=1)
+        if (sd == 0).any():
+            raise ValueError(f"scales {np.flatnonzero(sd == 0).tolist()} do not vary across models")
+        z = (x - x.mean(axis=0)) / sd
+    else:
+        means, sds = (np.asarray(v, dtype=float) for v in norms)
+        if means.shape != (x.shape[1],) or sds.shape != (x.shape[1],) or (sds <= 0).any():
+            raise ValueError("norms must give a mean and a positive SD for every scale")
+        z = (x - means) / sds
+    centred = z - z.mean(axis=0)
+    _, singular, vt = np.linalg.svd(centred, full_matrices=False)
     loadings = vt[0]
     sign = np.sign(loadings[orient] if orient is not None else loadings.sum()) or 1.0
     loadings = loadings * sign

@@ -30,20 +30,24 @@ def item_means(dists, values=None) -> np.ndarray:
     return p @ points
 
 
-def item_mean_correlation(predicted, human, values=None) -> float:
-    """Pearson correlation, across items, of predicted and human item means.
+def item_mean_correlation(predicted, human, values=None, method: str = "pearson") -> float:
+    """Pearson or Spearman correlation, across items, of predicted and human item means.
 
     Raises:
-        ValueError: fewer than three items (no meaningful correlation).
+        ValueError: fewer than three items (no meaningful correlation), or another method.
     """
     a, b = item_means(predicted, values), item_means(human, values)
     if len(a) < 3:
         raise ValueError("a correlation of item means needs at least three items")
-    return float(stats.pearsonr(a, b).statistic)
+    if method == "pearson":
+        return float(stats.pearsonr(a, b).statistic)
+    if method == "spearman":
+        return float(stats.spearmanr(a, b).statistic)
+    raise ValueError(f"method must be pearson or spearman, not {method!r}")
 
 
 def individual_gain(predicted, population, answers) -> float:
-    """Mean log-likelihood gain (nats per answer) of individual predictions over the population.
+    """Mean log-likelihood gain (bits per answer) of individual predictions over the population.
 
     Args:
         predicted: ``(answers, options)``: the model's distribution for each person's item,
@@ -53,8 +57,8 @@ def individual_gain(predicted, population, answers) -> float:
         answers: the option each person actually chose, one per row.
 
     Returns:
-        mean(log p_predicted(answer) − log p_population(answer)): above 0 when the profile
-        helps. An answer given zero probability counts as −inf, as it should.
+        mean(log2 p_predicted(answer) − log2 p_population(answer)): above 0 when the
+        profile helps. An answer given zero probability counts as −inf, as it should.
     """
     p, q = distributions(predicted), distributions(population)
     rows = np.arange(len(p))
@@ -62,4 +66,4 @@ def individual_gain(predicted, population, answers) -> float:
     if chosen.shape != (len(p),) or p.shape != q.shape:
         raise ValueError("predicted, population and answers must describe the same answers")
     with np.errstate(divide="ignore"):
-        return float(np.mean(np.log(p[rows, chosen]) - np.log(q[rows, chosen])))
+        return float(np.mean(np.log2(p[rows, chosen]) - np.log2(q[rows, chosen])))

@@ -1,10 +1,12 @@
 """scoring.stats against scipy, numpy's eigen-decomposition and hand-worked examples."""
 
 import math
+import os
 import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
@@ -16,6 +18,13 @@ from scoring.stats.distances import (
     total_variation,
     wasserstein_ordinal,
 )
+from scoring.stats.inference import (
+    cogbench_normalise,
+    cohens_d_interval,
+    correlation,
+    paired_difference,
+    trend,
+)
 from scoring.stats.likelihood import cohens_d, participant_nll, pseudo_r2, random_log_likelihood
 from scoring.stats.pinocchio import item_pi, pinocchio
 from scoring.stats.prediction import (
@@ -24,6 +33,7 @@ from scoring.stats.prediction import (
     js_similarity,
     opinionqa_score,
 )
+from scoring.stats.scales import position, scale_scores
 
 RNG = np.random.default_rng(2024)
 P = RNG.dirichlet(np.ones(5), size=40)
@@ -67,6 +77,17 @@ def test_distances_by_hand():
     assert wasserstein_ordinal([0, 1, 0, 0, 0], [0, 0.5, 0.5, 0, 0]) == pytest.approx(0.125)
 
 
+def test_distances_broadcast_over_resamples_and_mark_empty_distributions():
+    stack = np.stack([P[:4], Q[:4], P[4:8]])  # (3 resamples, 4 items, 5 options)
+    for fn in (js_distance, total_variation, wasserstein_ordinal):
+        out = fn(stack, Q[:4][None])
+        assert out.shape == (3, 4)
+        assert out[1] == pytest.approx(np.zeros(4), abs=1e-7)
+        assert out[2] == pytest.approx(fn(P[4:8], Q[:4]))
+        empty = fn([[0, 0, 0, 0, 0], [1, 0, 0, 0, 0]], Q[:2], checked=False)
+        assert np.isnan(empty[0]) and not np.isnan(empty[1])
+
+
 def test_bad_distributions_are_refused():
     with pytest.raises(ValueError, match="finite and non-negative"):
         distributions([[0.5, -0.1, 0.6]])
@@ -98,7 +119,7 @@ def people(n=200, items=5, seed=7):
 def test_alignment_value_and_interval_agree_with_scipy_bootstrap():
     answers, truth = people()
     model = np.roll(truth, 1, axis=1)
-    ours = alignment(answers, model, n_options=5, resamples=2000, seed=1)
+    ours = alignment(answers, model, n_options=5, resample_items=False, resamples=2000, seed=1)
     direct = js_distance(counts_of(answers, 5), model).mean()
     assert ours.value == pytest.approx(direct, abs=1e-12)
 
@@ -119,7 +140,37 @@ def test_alignment_value_and_interval_agree_with_scipy_bootstrap():
     assert abs(ours.high - theirs.high) < 0.15 * width
     assert ours.low < ours.value < ours.high
     # The same seed gives the same interval.
-    assert alignment(answers, model, n_options=5, resamples=2000, seed=1) == ours
+    assert (
+        alignment(answers, model, n_options=5, resample_items=False, resamples=2000, seed=1) == ours
+    )
+
+
+def naive_two_level_bootstrap(answers, model, resamples, seed):
+    """The obvious loop: resample participants, then items, recount, measure, average."""
+    rng = np.random.default_rng(seed)
+    n, items = answers.shape
+    draws = []
+    for _ in range(resamples):
+        people_idx = rng.integers(0, n, n)
+        item_idx = rng.integers(0, items, items)
+        sample = answers[people_idx]
+        d = [
+            jensenshannon(np.bincount(sample[:, i], minlength=5), model[i], base=2)
+            for i in item_idx
+        ]
+        draws.append(np.mean(d))
+    return np.percentile(draws, [2.5, 97.5])
+
+
+def test_resampling_people_and_items_agrees_with_the_obvious_loop():
+    answers, truth = people(n=150, items=8)
+    model = np.roll(truth, 1, axis=1)
+    ours = alignment(answers, model, n_options=5, resamples=1500, seed=12)
+    low, high = naive_two_level_bootstrap(answers, model, 1500, seed=13)
+    width = high - low
+    assert abs(ours.low - low) < 0.15 * width and abs(ours.high - high) < 0.15 * width
+    people_only = alignment(answers, model, n_options=5, resample_items=False, resamples=1500)
+    assert people_only.high - people_only.low < 0.8 * (ours.high - ours.low)
 
 
 def test_counts_resample_like_independent_people():
@@ -143,6 +194,12 @@ def test_sampled_models_widen_the_interval_and_identical_people_collapse_it():
     same = np.zeros((50, 3), dtype=int)
     point = alignment(same, np.tile([1.0, 0, 0], (3, 1)), n_options=3, resamples=200)
     assert (point.value, point.low, point.high) == (0.0, 0.0, 0.0)
+    with pytest.raises(ValueError, match=r"items \[1\] have no human answers"):
+        alignment(np.array([[0, -1], [1, -1]]), [[1, 0], [1, 0]], n_options=2)
+    with pytest.raises(ValueError, match=r"model \(1, 2\) and human \(2, 2\) differ"):
+        alignment([[3, 1], [2, 2]], [[1, 0]])
+    with pytest.raises(ValueError, match="whole, non-negative"):
+        alignment([[0.5, 1]], [[1, 0]])
     with pytest.raises(ValueError, match="unknown metric 'kl'"):
         item_distances([[1, 0]], [[1, 0]], "kl")
 
@@ -180,14 +237,17 @@ def test_third_person_scores():
     )
     means_p, means_q = P @ np.arange(1, 6), Q @ np.arange(1, 6)
     assert item_mean_correlation(P, Q) == pytest.approx(np.corrcoef(means_p, means_q)[0, 1])
+    assert item_mean_correlation(P, Q, method="spearman") == pytest.approx(
+        stats.spearmanr(means_p, means_q).statistic
+    )
     with pytest.raises(ValueError, match="at least three items"):
         item_mean_correlation(P[:2], Q[:2])
 
 
 def test_individual_gain_by_hand():
-    # mean(ln(.5/.25), ln(.9/.5)) = mean(0.693147, 0.587787) = 0.640467
+    # mean(log2(.5/.25), log2(.9/.5)) = mean(1, 0.847997) = 0.923998 bits per answer
     gain = individual_gain([[0.5, 0.5], [0.9, 0.1]], [[0.25, 0.75], [0.5, 0.5]], [0, 0])
-    assert gain == pytest.approx(0.640467, abs=1e-6)
+    assert gain == pytest.approx(0.923998, abs=1e-6)
     assert individual_gain([[0, 1]], [[0.5, 0.5]], [0]) == -math.inf
 
 
@@ -252,3 +312,117 @@ def test_the_statistics_never_import_django():
         "assert 'django' not in sys.modules, 'django imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_pinocchio_against_human_norms_is_the_top_eigenvector_of_their_covariance():
+    rng = np.random.default_rng(21)
+    scores = rng.normal(size=(9, 3)) * [1.0, 2.0, 0.5] + [3.0, 3.5, 2.5]
+    means, sds = np.array([3.0, 3.2, 2.9]), np.array([0.7, 0.8, 0.6])
+    result = pinocchio(scores, norms=(means, sds))
+    z = (scores - means) / sds
+    eigenvalues, eigenvectors = np.linalg.eigh(np.cov(z, rowvar=False))
+    top = eigenvectors[:, -1] * np.sign(eigenvectors[:, -1].sum())
+    assert result.loadings == pytest.approx(top, abs=1e-10)
+    assert result.explained == pytest.approx(eigenvalues[-1] / eigenvalues.sum())
+    assert result.scores == pytest.approx(z @ top)  # 0 = the human mean
+    with pytest.raises(ValueError, match="positive SD for every scale"):
+        pinocchio(scores, norms=(means, [1, 0, 1]))
+
+
+# --- scales and intervals ------------------------------------------------------------------
+
+
+def test_scale_scores_reverse_keys_and_missing_answers_by_hand():
+    answers = [[5, 1, 4, np.nan], [2, np.nan, np.nan, np.nan]]
+    keys = {"E": [(0, 1), (1, -1)], "N": [(2, 1), (3, -1)]}
+    out = scale_scores(answers, keys, low=1, high=5)
+    # Respondent 1: E = (5 + (6 − 1)) / 2 = 5; N = 4 from one of two items (enough).
+    # Respondent 2: E = 2 from one item; N has no answer: nan.
+    assert out["E"].tolist() == [5.0, 2.0]
+    assert out["N"][0] == 4.0 and np.isnan(out["N"][1])
+    strict = scale_scores(answers, keys, low=1, high=5, min_answered=1.0)
+    assert np.isnan(strict["N"][0]) and strict["E"][0] == 5.0
+    with pytest.raises(ValueError, match="between 1 and 5"):
+        scale_scores([[0, 1]], keys={"E": [(0, 1)]}, low=1, high=5)
+    with pytest.raises(ValueError, match="must be \\+1 or -1"):
+        scale_scores([[1, 1]], keys={"E": [(0, 2)]}, low=1, high=5)
+
+
+def test_position_by_hand():
+    # Among 1, 2, 3, 4 a score of 3: below 2 of 4, at or below 3 of 4: (50 + 75) / 2.
+    where = position(3, [1, 2, 3, 4, np.nan])
+    assert where.percentile == 62.5
+    assert where.z == pytest.approx((3 - 2.5) / np.std([1, 2, 3, 4], ddof=1))
+
+
+def test_trend_and_paired_difference_by_hand():
+    # slope 5.5 / 5 = 1.1; SSE 2.7, s² 1.35, SE sqrt(1.35 / 5) = 0.519615; t(.975, 2) = 4.302653
+    fit = trend([0, 1, 2, 3], [1, 3, 2, 5])
+    assert fit.value == pytest.approx(1.1)
+    assert (fit.low, fit.high) == pytest.approx((1.1 - 2.235726, 1.1 + 2.235726), abs=1e-5)
+    # differences 2, 3, 4: mean 3, SD 1, SE 1/√3; half width 4.302653 / √3 = 2.484138
+    pair = paired_difference([3, 5, 7], [1, 2, 3])
+    assert (pair.value, pair.n) == (3.0, 3)
+    assert (pair.low, pair.high) == pytest.approx((3 - 2.484138, 3 + 2.484138), abs=1e-5)
+
+
+def test_correlation_interval_equals_scipy_fisher_interval():
+    x, y = P[:12, 0], Q[:12, 0] + P[:12, 0]
+    ours = correlation(x, y)
+    theirs = stats.pearsonr(x, y)
+    ci = theirs.confidence_interval(0.95)
+    assert (ours.value, ours.low, ours.high) == pytest.approx(
+        (theirs.statistic, ci.low, ci.high), abs=1e-10
+    )
+    assert ours.n == 12
+    rank = correlation(x, y, method="spearman")
+    assert rank.value == pytest.approx(stats.spearmanr(x, y).statistic)
+    assert rank.low < rank.value < rank.high
+    with pytest.raises(ValueError, match="at least four models"):
+        correlation([1, 2, 3], [1, 2, 3])
+
+
+def test_cohens_d_interval_by_hand():
+    # d = 2 / √2.5 = 1.264911; SE = sqrt(6/9 + 1.6/12) = sqrt(0.8) = 0.894427
+    d = cohens_d_interval([2, 4, 6], [1, 2, 3])
+    assert d.value == pytest.approx(1.264911, abs=1e-6)
+    half = 1.959964 * 0.894427
+    assert (d.low, d.high) == pytest.approx((1.264911 - half, 1.264911 + half), abs=1e-5)
+
+
+SHARED = __import__("pathlib").Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+def test_cogbench_normalisation_reproduces_the_published_centaur_table():
+    """Cells the Centaur paper took over from CogBench unchanged, to 1e-6.
+
+    CogBench raw scores normalised against its own human and random agents; the other
+    cells of the Centaur table come from re-runs and differ.
+    """
+    if not SHARED.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{SHARED} is missing: CI must have ../shared beside the clone")
+        pytest.skip("../shared/data is not beside this clone")
+    raw = pd.read_csv(SHARED / "cogbench" / "performance.csv", index_col=0).set_index("Agent")
+    published = pd.read_csv(
+        SHARED / "centaur_results" / "cogbench_performance_human_normalised.csv", index_col=0
+    ).set_index("Agent")
+    published_cells = [
+        ("gpt-4", "GPT-4", "Horizon Task"),
+        ("text-davinci-003", "GPT-3.5", "Horizon Task"),
+        ("claude-2", "Claude 2", "Horizon Task"),
+        ("gpt-4", "GPT-4", "BART"),
+        ("text-davinci-003", "GPT-3.5", "BART"),
+        ("claude-1", "Claude 1", "BART"),
+        ("claude-2", "Claude 2", "BART"),
+    ]
+    for ours, theirs, metric in published_cells:
+        value = cogbench_normalise(
+            raw.loc[ours, metric], raw.loc["human", metric], raw.loc["random", metric]
+        )
+        assert value == pytest.approx(published.loc[theirs, metric], abs=1e-6)
+    assert cogbench_normalise(raw.loc["human"].iloc[:3], raw.loc["human"].iloc[:3], 0) == (
+        pytest.approx([1, 1, 1])
+    )
+    with pytest.raises(ValueError, match="nothing to normalise by"):
+        cogbench_normalise(1.0, 2.0, 2.0)
