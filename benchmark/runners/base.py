@@ -76,6 +76,24 @@ class Sample:
     completion_tokens: int | None = None
 
 
+def span_results(picks: list[list[int]], scored: dict) -> list[ScoreResult]:
+    """One `ScoreResult` per span from per-token scores.
+
+    Args:
+        picks: for each span, the indexes of its tokens in the text.
+        scored: token index → (log-probability, was it the top choice, token text).
+    """
+    return [
+        ScoreResult(
+            logprob=float(sum(scored[i][0] for i in pick)),
+            token_logprobs=[float(scored[i][0]) for i in pick],
+            tokens=[scored[i][2] for i in pick],
+            greedy=all(scored[i][1] for i in pick),
+        )
+        for pick in picks
+    ]
+
+
 class CapabilityError(RuntimeError):
     """The runner cannot do what was asked (e.g. log-probabilities from a chat-only API)."""
 

@@ -26,6 +26,7 @@ from benchmark.runners.base import (
     ScoreRequest,
     ScoreResult,
     SpansRequest,
+    span_results,
 )
 from benchmark.runners.tokens import (
     chat_prompt_ids,
@@ -82,6 +83,8 @@ class HFRunner(Runner):
             else self.tokenizer.eos_token_id
         )
         self._lock = threading.Lock()  # one forward pass at a time per loaded model
+        # Whether the model can compute logits for chosen positions only.
+        self._keeps_rows = "logits_to_keep" in inspect.signature(self.model.forward).parameters
         if not self.tokenizer.chat_template:  # a base model without a template cannot chat
             self.capabilities = type(self).capabilities - {CHAT}
 
@@ -202,35 +205,24 @@ class HFRunner(Runner):
                 ids, offsets, special = text_encoding(self.tokenizer, r.text)
                 picks = span_tokens(offsets, special, r.spans, r.text)
                 scored = self._token_logprobs(ids, sorted({i for p in picks for i in p}))
-                out.append(
-                    [
-                        ScoreResult(
-                            logprob=float(sum(scored[i][0] for i in p)),
-                            token_logprobs=[scored[i][0] for i in p],
-                            tokens=[self.tokenizer.decode([ids[i]]) for i in p],
-                            greedy=all(scored[i][1] for i in p),
-                        )
-                        for p in picks
-                    ]
-                )
+                out.append(span_results(picks, scored))
         return out
 
-    def _token_logprobs(self, ids: list[int], targets: list[int]) -> dict[int, tuple[float, bool]]:
-        """Log-probability and top-choice flag of each target token, given the tokens before.
+    def _token_logprobs(self, ids: list[int], targets: list[int]) -> dict[int, tuple]:
+        """Log-probability, top-choice flag and text of each target token, given those before.
 
         Only the rows that predict targets are turned into logits.
         """
         torch = self.torch
         found = {}
         wanted = set(targets)
-        keeps_rows = "logits_to_keep" in inspect.signature(self.model.forward).parameters
         for start, end, first in windows(len(ids), self.max_length):
             here = [t for t in range(first, end) if t in wanted]
             if not here:
                 continue
             window = torch.tensor([ids[start:end]], device=self.device)
             rows = torch.tensor([t - start - 1 for t in here], device=self.device)
-            if keeps_rows:  # the vocabulary-wide logits of a long window would not fit
+            if self._keeps_rows:  # the vocabulary-wide logits of a long window would not fit
                 logits = self.model(input_ids=window, logits_to_keep=rows).logits[0]
             else:
                 logits = self.model(input_ids=window).logits[0, rows]
@@ -239,7 +231,7 @@ class HFRunner(Runner):
             values = logprobs.gather(1, chosen[:, None])[:, 0]
             top = logprobs.argmax(dim=-1) == chosen
             for k, t in enumerate(here):
-                found[t] = (float(values[k]), bool(top[k]))
+                found[t] = (float(values[k]), bool(top[k]), self.tokenizer.decode([ids[t]]))
         return found
 
     # --- sampling ----------------------------------------------------------------------

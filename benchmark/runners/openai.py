@@ -121,11 +121,15 @@ class OpenAIRunner(Runner):
             for r, c in zip(batch, choices, strict=True)
         ]
 
-    def _score(self, requests: list[ScoreRequest]) -> list[ScoreResult]:
+    def _batched(self, fn, requests: list) -> list:
+        """``fn`` over batches of ``batch_size`` requests, concurrently, results in order."""
         batches = [
             requests[i : i + self.batch_size] for i in range(0, len(requests), self.batch_size)
         ]
-        return [result for batch in self.http.map(self._score_batch, batches) for result in batch]
+        return [result for batch in self.http.map(fn, batches) for result in batch]
+
+    def _score(self, requests: list[ScoreRequest]) -> list[ScoreResult]:
+        return self._batched(self._score_batch, requests)
 
     def _spans_batch(self, batch: list[SpansRequest]) -> list[list[ScoreResult]]:
         choices = self._echo([r.text for r in batch])
@@ -136,10 +140,7 @@ class OpenAIRunner(Runner):
 
     def _score_spans(self, requests: list[SpansRequest]) -> list[list[ScoreResult]]:
         """One echoed prompt per text: every span is read from its log-probabilities."""
-        batches = [
-            requests[i : i + self.batch_size] for i in range(0, len(requests), self.batch_size)
-        ]
-        return [result for batch in self.http.map(self._spans_batch, batches) for result in batch]
+        return self._batched(self._spans_batch, requests)
 
     def _sample_one(self, pair: tuple[SampleRequest, int]) -> list[Sample]:
         r, n = pair

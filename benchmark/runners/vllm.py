@@ -27,6 +27,7 @@ from benchmark.runners.base import (
     ScoreRequest,
     ScoreResult,
     SpansRequest,
+    span_results,
 )
 from benchmark.runners.tokens import (
     chat_prompt_ids,
@@ -134,22 +135,13 @@ class VLLMRunner(Runner):
             outputs = self.llm.generate(prompts, params, use_tqdm=False)
         results = []
         for ids, picks, first_prompt, spans_windows in plans:
-            found = {}
+            scored = {}
             for k, (a, b, first) in enumerate(spans_windows):
                 logprobs = outputs[first_prompt + k].prompt_logprobs
                 for t in range(first, b):
-                    found[t] = logprobs[t - a][ids[t]]
-            results.append(
-                [
-                    ScoreResult(
-                        logprob=float(sum(found[i].logprob for i in p)),
-                        token_logprobs=[float(found[i].logprob) for i in p],
-                        tokens=[found[i].decoded_token or "" for i in p],
-                        greedy=all(found[i].rank == 1 for i in p),
-                    )
-                    for p in picks
-                ]
-            )
+                    p = logprobs[t - a][ids[t]]
+                    scored[t] = (p.logprob, p.rank == 1, p.decoded_token or "")
+            results.append(span_results(picks, scored))
         return results
 
     def _prompt(self, request: SampleRequest):
