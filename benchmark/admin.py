@@ -14,7 +14,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from benchmark.forms import Psych201UploadForm
+from benchmark.forms import Psych201UploadForm, SupersedeForm
 from benchmark.models import HumanDataset, Item, ItemDistribution, Task, TaskVersion, Transcript
 
 
@@ -99,21 +99,94 @@ class TaskAdmin(admin.ModelAdmin):
         return f"v{version.number} ({version.spec_hash[:10]})"
 
 
+class SupersededFilter(admin.SimpleListFilter):
+    """Versions in use vs versions marked as superseded."""
+
+    title = "status"
+    parameter_name = "superseded"
+
+    def lookups(self, request, model_admin):
+        """The two states."""
+        return (("no", "current"), ("yes", "superseded"))
+
+    def queryset(self, request, queryset):
+        """Filter on whether a supersession note exists."""
+        if self.value() in {"yes", "no"}:
+            return queryset.filter(supersession__isnull=self.value() == "no")
+        return queryset
+
+
 @admin.register(TaskVersion)
 class TaskVersionAdmin(ReadOnlyAdmin):
-    """One immutable spec, its hash and its items."""
+    """One immutable spec, its hash and its items; a version can be marked superseded."""
 
-    list_display = ("task", "number", "short_hash", "n_items", "source_path", "created")
-    list_filter = ("task__family", "task__kind", "task")
+    list_display = ("task", "number", "short_hash", "status", "n_items", "source_path", "created")
+    list_filter = (SupersededFilter, "task__family", "task__kind", "task")
     search_fields = ("task__slug", "spec_hash")
-    list_select_related = ("task",)
-    fields = ("task", "number", "spec_hash", "source_path", "created", "items_link", "spec_json")
+    list_select_related = ("task", "supersession")
+    fields = (
+        "task",
+        "number",
+        "spec_hash",
+        "status",
+        "source_path",
+        "created",
+        "items_link",
+        "spec_json",
+    )
     readonly_fields = fields
 
     def get_queryset(self, request):
         """Count items in the same query; the list page leaves the (large) specs out."""
         versions = super().get_queryset(request).annotate(item_count=Count("items"))
         return versions.defer("spec") if _is_changelist(self, request) else versions
+
+    def get_urls(self):
+        """Add the page that marks a version superseded."""
+        return [
+            path(
+                "<int:pk>/supersede/",
+                self.admin_site.admin_view(self.supersede_view),
+                name="benchmark_taskversion_supersede",
+            ),
+            *super().get_urls(),
+        ]
+
+    def supersede_view(self, request, pk):
+        """Say why a version must not be used any more (and which one replaces it)."""
+        from benchmark.services.tasks import supersede_version
+
+        if not request.user.has_perm("benchmark.add_supersession"):
+            raise PermissionDenied
+        version = self.get_object(request, str(pk))
+        if version is None:
+            return redirect("admin:benchmark_taskversion_changelist")
+        form = SupersedeForm(request.POST or None, version=version)
+        if request.method == "POST" and form.is_valid():
+            supersede_version(
+                version=version,
+                reason=form.cleaned_data["reason"],
+                by=form.cleaned_data["superseded_by"],
+            )
+            self.message_user(request, f"{version} is marked superseded.", messages.SUCCESS)
+            return redirect("admin:benchmark_taskversion_change", version.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Mark {version} as superseded",
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/benchmark/taskversion/supersede.html", context)
+
+    @admin.display(description="status")
+    def status(self, version):
+        """Current, or superseded with the reason (and a link to mark it)."""
+        note = getattr(version, "supersession", None)
+        if note is None:
+            url = reverse("admin:benchmark_taskversion_supersede", args=[version.pk])
+            return format_html('current (<a href="{}">mark superseded</a>)', url)
+        by = f" by v{note.superseded_by.number}" if note.superseded_by else ""
+        return format_html("<strong>superseded{}</strong>: {}", by, note.reason)
 
     @admin.display(description="hash")
     def short_hash(self, version):
@@ -158,7 +231,7 @@ class ItemAdmin(ReadOnlyAdmin):
 class HumanDatasetAdmin(admin.ModelAdmin):
     """Human data: imported Psych-201 files, bundled data and collected studies."""
 
-    list_display = ("slug", "name", "task", "source", "n_participants", "created")
+    list_display = ("slug", "name", "task", "source", "participants", "created")
     list_filter = ("source", "task")
     search_fields = ("slug", "name", "file_name")
     readonly_fields = (
@@ -176,6 +249,11 @@ class HumanDatasetAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         """Datasets are added by importing a file (see the import page)."""
         return False
+
+    @admin.display(description="participants", ordering="n_participants")
+    def participants(self, dataset):
+        """Distinct people, or "unknown" when the source does not say."""
+        return "unknown" if dataset.n_participants is None else f"{dataset.n_participants:,}"
 
     @admin.display(description="transcripts")
     def transcripts_link(self, dataset):

@@ -3,7 +3,7 @@
 from django import forms
 from django.conf import settings
 
-from benchmark.models import Task
+from benchmark.models import Task, TaskVersion
 
 
 class Psych201UploadForm(forms.Form):
@@ -30,3 +30,29 @@ class Psych201UploadForm(forms.Form):
                 "(PSYCH201_MAX_UPLOAD_BYTES)."
             )
         return upload
+
+
+class SupersedeForm(forms.Form):
+    """Why a task version must not be used any more, and what replaces it."""
+
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 80}),
+        max_length=2000,
+        help_text="shown next to the version wherever it appears (admin, API, reports)",
+    )
+    superseded_by = forms.ModelChoiceField(
+        queryset=TaskVersion.objects.none(), required=False, help_text="the version to use instead"
+    )
+
+    def __init__(self, *args, version: TaskVersion, **kwargs):
+        """Offer the other versions of the same task as replacements."""
+        super().__init__(*args, **kwargs)
+        others = TaskVersion.objects.filter(task=version.task).exclude(pk=version.pk)
+        self.fields["superseded_by"].queryset = others.defer("spec").order_by("-number")
+
+    def clean_reason(self):
+        """A reason that says something."""
+        reason = self.cleaned_data["reason"].strip()
+        if not reason:
+            raise forms.ValidationError("Say why the version is superseded.")
+        return reason

@@ -60,10 +60,14 @@ def _points(x: float) -> str:
 def describe_gamble(outcomes: list[list[float]], ambiguous: bool = False) -> str:
     """Words for a gamble given as ``[[probability, payoff], …]``.
 
-    Zero-probability branches are dropped. Ambiguous gambles list their payoffs
-    without probabilities, as participants saw them.
+    Zero-probability branches are dropped and equal payoffs merged. Ambiguous gambles
+    list their payoffs without probabilities, as participants saw them.
     """
-    branches = [(p, x) for p, x in outcomes if p > 0]
+    merged: dict[float, float] = {}
+    for p, x in outcomes:  # a payoff listed twice (Ha = La) is one branch to a reader
+        if p > 0:
+            merged[x] = merged.get(x, 0.0) + p
+    branches = [(p, x) for x, p in merged.items()]
     if len(branches) == 1:
         return f"{_points(branches[0][1])} points for sure"
     if ambiguous:
@@ -72,12 +76,63 @@ def describe_gamble(outcomes: list[list[float]], ambiguous: bool = False) -> str
     return ", ".join(f"{_points(x)} points with probability {_percent(p)}" for p, x in branches)
 
 
-def _selections(text: str) -> list[dict]:
-    """No-feedback rows of c13k_selections.csv: what people chose before seeing outcomes."""
-    rows = [r for r in csv.DictReader(io.StringIO(text)) if r["Feedback"] == "False"]
+def _all_rows(text: str) -> list[dict]:
+    """Every row of c13k_selections.csv, in file order (problem × feedback condition)."""
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def _selections(rows: list[dict]) -> list[dict]:
+    """No-feedback rows of c13k_selections.csv: what people chose before seeing outcomes.
+
+    Each row gets ``_row``, its 0-based position in the file: c13k_problems.json is keyed
+    by that position (one entry per row), not by the problem number.
+    """
+    rows = [{**r, "_row": index} for index, r in enumerate(rows) if r["Feedback"] == "False"]
     if not rows:
         raise ValueError("c13k_selections.csv has no no-feedback rows")
     return rows
+
+
+def _expected(outcomes: list[list[float]]) -> float:
+    return sum(p * x for p, x in outcomes)
+
+
+def check_gambles(row: dict, problem: dict) -> list[str]:
+    """Where a c13k_problems.json entry disagrees with the gamble columns of its row.
+
+    A is ``Ha`` with ``pHa``, else ``La``. B is ``Lb`` with ``1 − pHb``, else ``Hb``, or,
+    when ``LotNumB`` > 1, a lottery of ``LotNumB`` outcomes whose expected value is ``Hb``.
+    Checked: probabilities sum to 1, A's payoffs are ``Ha``/``La``, both expected
+    values, B's low branch and its number of high outcomes.
+
+    Returns:
+        One message per disagreement (empty when the entry belongs to the row).
+    """
+    tol = 1e-6
+    ha, pha, la = float(row["Ha"]), float(row["pHa"]), float(row["La"])
+    hb, phb, lb = float(row["Hb"]), float(row["pHb"]), float(row["Lb"])
+    lot_num = int(row["LotNumB"])
+    a, b = problem["A"], problem["B"]
+    problems = []
+    for name, gamble in (("A", a), ("B", b)):
+        if abs(sum(p for p, _ in gamble) - 1) > tol:
+            problems.append(f"{name}: probabilities sum to {sum(p for p, _ in gamble):g}")
+    if any(p > tol and x not in (ha, la) for p, x in a):
+        problems.append(f"A pays {[x for _, x in a]}, the row has Ha {ha:g}, La {la:g}")
+    ev_a = pha * ha + (1 - pha) * la
+    if abs(_expected(a) - ev_a) > tol * max(1, abs(ev_a)) * 10:
+        problems.append(f"A's expected value {_expected(a):g} ≠ {ev_a:g} from the row")
+    ev_b = phb * hb + (1 - phb) * lb
+    if abs(_expected(b) - ev_b) > 1e-5 * max(1, abs(ev_b)):
+        problems.append(f"B's expected value {_expected(b):g} ≠ {ev_b:g} from the row")
+    if phb < 1 - tol:
+        low = sum(p for p, x in b if x == lb)
+        if low < 1 - phb - tol:
+            problems.append(f"B pays Lb {lb:g} with {low:g}, the row says {1 - phb:g}")
+    high = [x for p, x in b if p > tol and x != lb]
+    if phb > tol and len(high) > max(1, lot_num):
+        problems.append(f"B has {len(high)} high outcomes, the row says LotNumB {lot_num}")
+    return problems
 
 
 def stratified_subset(rows: list[dict], size: int, seed: int) -> list[dict]:
@@ -114,12 +169,29 @@ def choices13k_items(problems_file: str, subset: int | None, seed: int) -> list[
     """
     path = data_path(problems_file)
     problems = json.loads(read_text(path))
-    rows = _selections(read_text(path.with_name("c13k_selections.csv.gz")))
+    all_rows = _all_rows(read_text(path.with_name("c13k_selections.csv.gz")))
+    if len(problems) != len(all_rows):
+        raise ValueError(
+            f"{path.name} has {len(problems):,} entries, c13k_selections.csv "
+            f"{len(all_rows):,} rows: they must pair one to one"
+        )
+    rows = _selections(all_rows)
+    wrong = {
+        row["Problem"]: issues
+        for row in rows
+        if (issues := check_gambles(row, problems[str(row["_row"])]))
+    }
+    if wrong:
+        first, issues = next(iter(wrong.items()))
+        raise ValueError(
+            f"{path.name}: {len(wrong):,} problems disagree with c13k_selections.csv, "
+            f"e.g. problem {first}: {'; '.join(issues)}"
+        )
     if subset is not None and subset < len(rows):
         rows = stratified_subset(rows, subset, seed)
     items = []
     for row in rows:
-        problem = problems[str(int(row["Problem"]) - 1)]  # selections count from 1, JSON from 0
+        problem = problems[str(row["_row"])]  # keyed by row position, not by problem
         ambiguous = row["Amb"] == "True"
         text = (
             f"Gamble A: {describe_gamble(problem['A'])}.\n"
@@ -131,6 +203,7 @@ def choices13k_items(problems_file: str, subset: int | None, seed: int) -> list[
                 "text": text,
                 "data": {
                     "problem": int(row["Problem"]),
+                    "selections_row": row["_row"],
                     "A": problem["A"],
                     "B": problem["B"],
                     "ambiguous": ambiguous,
@@ -152,20 +225,56 @@ class ItemCounts:
     data: dict = field(default_factory=dict)
 
 
+# Peterson et al. (2021) played each problem in 5 blocks of 5 trials; block 1 gave no
+# feedback. A no-feedback row's bRate is the mean over its n people of each person's share
+# of B in those 5 choices, and bRate_std the SD of those shares across people.
+CHOICES_PER_PERSON = 5
+
+
+def effective_choices(n: int, b_rate: float, sd: float) -> float:
+    """Independent choices whose binomial variance equals the B-rate's sampling variance.
+
+    The B-rate is a mean over ``n`` people, so its variance is ``sd² / n``; a binomial
+    proportion of ``N`` independent choices has ``b(1 − b) / N``. Equating them gives
+    ``N = n·b(1 − b) / sd²``, kept between ``n`` (each person always chose the same) and
+    ``5n`` (every choice independent). Resampling ``N`` choices then reproduces the
+    between-person uncertainty of the B-rate, which resampling ``5n`` choices would
+    understate.
+    """
+    lo, hi = float(n), float(n * CHOICES_PER_PERSON)
+    if sd <= 0:
+        return hi if 0 < b_rate < 1 else lo
+    return min(hi, max(lo, n * b_rate * (1 - b_rate) / sd**2))
+
+
 def choices13k_distributions(path: Path, item_keys: set[str]) -> list[ItemCounts]:
-    """Human proportion choosing A/B for each problem among ``item_keys``."""
+    """Human proportion choosing A/B for each problem among ``item_keys``.
+
+    ``n`` is the number of people; ``data`` says what was sampled: ``people``,
+    ``choices_per_person``, ``choices`` (people × 5), the B-rate's SD across people and
+    ``effective_n`` (see `effective_choices`), the size the statistics resample.
+    """
     out = []
-    for row in _selections(read_text(path)):
+    for row in _selections(_all_rows(read_text(path))):
         key = f"p{int(row['Problem'])}"
         if key not in item_keys:
             continue
-        b_rate = float(row["bRate"])
+        b_rate, people, sd = float(row["bRate"]), int(row["n"]), float(row["bRate_std"])
         out.append(
             ItemCounts(
                 item_key=key,
-                n=int(row["n"]),
+                n=people,
                 proportions={"A": 1.0 - b_rate, "B": b_rate},
-                data={"b_rate_sd": float(row["bRate_std"]), "block": int(row["Block"])},
+                data={
+                    "unit": "people",
+                    "people": people,
+                    "choices_per_person": CHOICES_PER_PERSON,
+                    "choices": people * CHOICES_PER_PERSON,
+                    "b_rate_sd": sd,
+                    "effective_n": round(effective_choices(people, b_rate, sd), 3),
+                    "block": int(row["Block"]),
+                    "selections_row": row["_row"],
+                },
             )
         )
     return out

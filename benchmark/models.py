@@ -78,6 +78,26 @@ class TaskVersion(ImmutableModel):
         return self.spec["kind"]
 
 
+class Supersession(models.Model):
+    """A note that a task version should no longer be used, and why.
+
+    The version itself stays immutable, and studies and runs that used it keep pointing
+    at it; the admin, the API and reports show the note next to it.
+    """
+
+    version = models.OneToOneField(
+        TaskVersion, on_delete=models.CASCADE, related_name="supersession"
+    )
+    superseded_by = models.ForeignKey(
+        TaskVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.TextField()
+    created = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"{self.version} superseded: {self.reason[:60]}"
+
+
 class Item(ImmutableModel):
     """One question, choice problem or trial template of a task version."""
 
@@ -123,7 +143,12 @@ class HumanDataset(models.Model):
     file_name = models.CharField(max_length=300, blank=True)
     provenance = models.TextField(blank=True)
     licence = models.CharField(max_length=300, blank=True)
-    n_participants = models.PositiveIntegerField(default=0)
+    n_participants = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        default=0,
+        help_text="distinct people; empty when the source does not say",
+    )
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:

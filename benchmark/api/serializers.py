@@ -62,10 +62,34 @@ class VersionSerializer(serializers.ModelSerializer):
 
     task = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     n_items = serializers.IntegerField(read_only=True)
+    superseded = serializers.SerializerMethodField()
 
     class Meta:
         model = TaskVersion
-        fields = ("id", "task", "number", "spec_hash", "source_path", "created", "n_items")
+        fields = (
+            "id",
+            "task",
+            "number",
+            "spec_hash",
+            "source_path",
+            "created",
+            "n_items",
+            "superseded",
+        )
+
+    @extend_schema_field(
+        {
+            "type": "object",
+            "nullable": True,
+            "properties": {"reason": {"type": "string"}, "by": {"type": "integer"}},
+        }
+    )
+    def get_superseded(self, version) -> dict | None:
+        """Null for a current version; else why it is superseded and by which version id."""
+        note = getattr(version, "supersession", None)
+        if note is None:
+            return None
+        return {"reason": note.reason, "by": note.superseded_by_id}
 
 
 class VersionDetailSerializer(VersionSerializer):

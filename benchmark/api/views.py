@@ -54,7 +54,7 @@ class VersionViewSet(ReadOnly):
         """The list leaves the spec in the database."""
         # A GROUP BY query ignores Meta.ordering: pages need the order spelled out.
         versions = (
-            TaskVersion.objects.select_related("task")
+            TaskVersion.objects.select_related("task", "supersession")
             .annotate(n_items=Count("items"))
             .order_by("task__slug", "-number")
         )

@@ -17,6 +17,7 @@ from benchmark.models import (
     HumanDataset,
     Item,
     ItemDistribution,
+    Supersession,
     Task,
     TaskVersion,
     Transcript,
@@ -28,6 +29,26 @@ log = logging.getLogger(__name__)
 
 TASKS_DIR = Path(__file__).resolve().parent.parent / "tasks"
 BATCH = 2000
+# Bumped when a bundled loader stores different rows from the same file, so that a
+# database loaded by an older release gets the new rows (and a new content digest).
+LOADER_FORMAT = {"choices13k": 2}
+
+# Versions that earlier releases loaded from bundled files and that must not be used:
+# `load_tasks` marks them superseded by the task's newest version.
+KNOWN_SUPERSEDED = {
+    "a73b44d5fa34f5a1e6e31aeed3dcdcf74ac9e8aa15eeada403c813e4850fbed8": (
+        "203 of its 205 items showed the gambles of another choices13k problem (the "
+        "problems file was read by problem number instead of by row); fixed in the next version"
+    ),
+    "8935f58b02fd8ba1924273c8b46577a422d3da97f10372201f40cd096544775c": (
+        "almost all of its items showed the gambles of another choices13k problem (the "
+        "problems file was read by problem number instead of by row); fixed in the next version"
+    ),
+    "137e305f3522483bd51e4a2a27ff6fdb3c91683fc0a1478c6e681d8703b746ec": (
+        "its instructions described a green button, a grey circle and timed blocks that the "
+        "task does not have; the next version describes the task as it runs"
+    ),
+}
 
 
 @dataclass
@@ -171,6 +192,7 @@ def load_task_file(path: Path, spec=None) -> LoadResult:
     if spec is None:
         spec = expand_spec(load_spec_file(path), str(path))
     version, created = create_version(spec, source_path=_relative(path))
+    mark_known_superseded(task=version.task)
     datasets = [
         dataset
         for ref in spec.human_data
@@ -187,6 +209,44 @@ def load_tasks(paths: list[Path] | None = None) -> list[LoadResult]:
     """
     prepared = prepare(paths if paths is not None else discover_task_files())
     return [load_task_file(path, spec) for path, spec in prepared]
+
+
+@transaction.atomic
+def supersede_version(*, version: TaskVersion, reason: str, by: TaskVersion | None = None):
+    """Mark a version as not to be used any more (its rows stay, and so do its runs).
+
+    Args:
+        version: the version to mark.
+        reason: why, shown wherever the version is shown.
+        by: the version that replaces it, if any (another version of the same task).
+
+    Returns:
+        The `Supersession` (updated when the version was already marked).
+
+    Raises:
+        ValueError: no reason, or ``by`` is the version itself or another task's.
+    """
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValueError("say why the version is superseded")
+    if by is not None and (by.pk == version.pk or by.task_id != version.task_id):
+        raise ValueError("a version is superseded by another version of the same task")
+    note, _ = Supersession.objects.update_or_create(
+        version=version, defaults={"reason": reason, "superseded_by": by}
+    )
+    return note
+
+
+def mark_known_superseded(*, task: Task) -> list[Supersession]:
+    """Mark this task's versions listed in `KNOWN_SUPERSEDED` (once each)."""
+    newest = task.versions.order_by("-number").first()
+    notes = []
+    for version in task.versions.filter(spec_hash__in=KNOWN_SUPERSEDED, supersession=None):
+        by = newest if newest is not None and newest.pk != version.pk else None
+        notes.append(
+            supersede_version(version=version, reason=KNOWN_SUPERSEDED[version.spec_hash], by=by)
+        )
+    return notes
 
 
 def _relative(path: Path) -> str:
@@ -208,7 +268,9 @@ def load_bundled_dataset(ref, *, task: Task, version: TaskVersion) -> HumanDatas
     path = loaders.data_path(ref.file)
     # One data file can back several tasks (choices13k and its full problem set), each
     # with its own dataset of that task's items: the slug is part of the identity.
-    digest = hashlib.sha256(ref.slug.encode() + b"\0" + loaders.read_bytes(path)).hexdigest()
+    fmt = LOADER_FORMAT.get(ref.loader)
+    prefix = ref.slug.encode() + b"\0" + (f"format {fmt}\0".encode() if fmt else b"")
+    digest = hashlib.sha256(prefix + loaders.read_bytes(path)).hexdigest()
     if ref.loader != "psych201" and HumanDataset.objects.filter(content_sha256=digest).exists():
         return None
     common = {
@@ -220,6 +282,8 @@ def load_bundled_dataset(ref, *, task: Task, version: TaskVersion) -> HumanDatas
         "licence": ref.licence,
         "provenance": ref.provenance,
     }
+    if ref.loader == "choices13k":
+        return _load_distributions(ref, path, digest, common=common, version=version)
     if ref.loader == "psych201":
         from benchmark.services.datasets import import_psych201
 
@@ -238,8 +302,6 @@ def load_bundled_dataset(ref, *, task: Task, version: TaskVersion) -> HumanDatas
         dataset = HumanDataset.objects.create(content_sha256=digest, **common)
         if ref.loader == "ipip_csv":
             _store_respondents(dataset, ref, version)
-        elif ref.loader == "choices13k":
-            _store_distributions(dataset, path, version)
         return dataset
 
 
@@ -268,6 +330,30 @@ def _store_respondents(dataset: HumanDataset, ref, version: TaskVersion) -> None
     )
     HumanDataset.objects.filter(pk=dataset.pk).update(n_participants=len(respondents))
     dataset.n_participants = len(respondents)
+
+
+@transaction.atomic
+def _load_distributions(ref, path: Path, digest: str, *, common: dict, version: TaskVersion):
+    """Store item-level human data, or refresh a dataset an older loader stored.
+
+    A dataset of the same slug with another digest was loaded from the same file by an
+    older release: its rows are replaced and its digest changes, so results computed on
+    the old rows are recognisably stale.
+    """
+    old = HumanDataset.objects.select_for_update().filter(slug=ref.slug).first()
+    if old is not None:
+        old.item_distributions.all().delete()
+        old.content_sha256 = digest
+        fmt = LOADER_FORMAT[ref.loader]
+        old.provenance = f"{ref.provenance}. Rows replaced by loader format {fmt}"
+        old.n_participants = None
+        old.save(update_fields=["content_sha256", "provenance", "n_participants"])
+        _store_distributions(old, path, version)
+        return old
+    # The files give the people per problem, not how many distinct people took part.
+    dataset = HumanDataset.objects.create(content_sha256=digest, n_participants=None, **common)
+    _store_distributions(dataset, path, version)
+    return dataset
 
 
 def _store_distributions(dataset: HumanDataset, path: Path, version: TaskVersion) -> None:
