@@ -15,6 +15,7 @@ import gzip
 import hashlib
 import io
 import json
+import math
 import os
 import tempfile
 import zipfile
@@ -33,6 +34,15 @@ REQUIRED = ("text", "experiment", "participant")
 # The participant id is stored as text; its JSON value is kept here when it was not a
 # string, so an export writes back exactly what was imported.
 PARTICIPANT_JSON_KEY = "__participant_json__"
+# RTs are stored as numbers (None = missing); the file's own values are kept here when
+# they were written otherwise (numeric strings, "").
+RTS_JSON_KEY = "__rts_json__"
+# How the line was written, when not as `json.dumps` writes the conventional key order:
+# {"keys": [...], "compact": true, "ascii": false}, or {"line": "<the line>"} when no
+# setting reproduces it (numbers written as 1e3, nested objects whose key order the
+# database may not keep).
+FORMAT_KEY = "__json_format__"
+RESERVED_KEYS = (PARTICIPANT_JSON_KEY, RTS_JSON_KEY, FORMAT_KEY)
 # Column sizes of `Transcript` (PostgreSQL refuses longer values; SQLite would not).
 MAX_PARTICIPANT_CHARS = 200
 MAX_EXPERIMENT_CHARS = 500
@@ -105,8 +115,36 @@ def parse_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def _reject_constant(name: str):
-    raise ValueError(f"{name} is not a JSON number")
+class _Missing:
+    """A bare NaN or Infinity: not JSON, but what Python's json writes for a missing value."""
+
+
+MISSING = _Missing()
+
+
+def _missing_constant(name: str) -> _Missing:
+    return MISSING
+
+
+def _has_missing(value) -> bool:
+    if value is MISSING:
+        return True
+    if isinstance(value, dict):
+        return any(_has_missing(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_missing(v) for v in value)
+    return False
+
+
+def _without_constants(value):
+    """The value with every NaN/Infinity replaced by None (they cannot be stored as JSON)."""
+    if value is MISSING:
+        return None
+    if isinstance(value, dict):
+        return {k: _without_constants(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_constants(v) for v in value]
+    return value
 
 
 def _json_problem(exc: json.JSONDecodeError, decoded: str) -> str:
@@ -154,13 +192,18 @@ def parse_record(raw: bytes, line: int) -> Record:
     if line == 1:
         decoded = decoded.removeprefix("\ufeff")
     try:
-        obj = json.loads(decoded, parse_constant=_reject_constant)
+        obj = json.loads(decoded, parse_constant=_missing_constant)
     except json.JSONDecodeError as exc:
         raise Psych201Error(_json_problem(exc, decoded), line) from None
     except (ValueError, RecursionError) as exc:
         raise Psych201Error(f"not valid JSON: {exc}", line) from None
     if not isinstance(obj, dict):
         raise Psych201Error(f"expected a JSON object, got {type(obj).__name__}", line)
+    # NaN/Infinity (e.g. "age": NaN in published files) are read as missing; the line is
+    # then kept as written so that an export gives them back.
+    constants = ("NaN" in decoded or "Infinity" in decoded) and _has_missing(obj)
+    if constants:
+        obj = _without_constants(obj)
     for key in REQUIRED:
         if key not in obj:
             raise Psych201Error(f"missing required key {key!r}", line)
@@ -186,19 +229,29 @@ def parse_record(raw: bytes, line: int) -> Record:
         spans = parse_spans(text)
     except ValueError as exc:
         raise Psych201Error(f"'text': {exc}", line) from None
-    rts = obj.get("RTs")
-    if rts is not None:
-        if not isinstance(rts, list) or not all(x is None or _is_number(x) for x in rts):
-            raise Psych201Error("'RTs' must be a list of numbers (or nulls)", line)
+    given_rts = obj.get("RTs")
+    rts = None
+    if given_rts is not None:
+        if not isinstance(given_rts, list):
+            raise Psych201Error("'RTs' must be a list (one reaction time per response)", line)
+        rts = [_reaction_time(x, index, line) for index, x in enumerate(given_rts)]
         if len(rts) != len(spans):
             raise Psych201Error(f"{len(rts)} RTs for {len(spans)} responses", line)
-    if PARTICIPANT_JSON_KEY in obj:
-        raise Psych201Error(f"the key {PARTICIPANT_JSON_KEY!r} is reserved", line)
+    for key in RESERVED_KEYS:
+        if key in obj:
+            raise Psych201Error(f"the key {key!r} is reserved", line)
     # An explicit "RTs": null stays in extra, so the export writes it back.
     skip = {*REQUIRED, *PROFILE_FIELDS} | ({"RTs"} if rts is not None else set())
     extra = {k: v for k, v in obj.items() if k not in skip}
     if not isinstance(participant, str):
         extra[PARTICIPANT_JSON_KEY] = participant
+    if rts is not None and any(isinstance(x, str) for x in given_rts):
+        extra[RTS_JSON_KEY] = given_rts
+    profile = {k: obj[k] for k in PROFILE_FIELDS if k in obj}
+    if constants:
+        extra[FORMAT_KEY] = {"line": decoded.rstrip("\r")}
+    elif fmt := line_format(obj, decoded, rts=rts, profile=profile, extra=extra):
+        extra[FORMAT_KEY] = fmt
     return Record(
         line=line,
         text=text,
@@ -206,9 +259,87 @@ def parse_record(raw: bytes, line: int) -> Record:
         participant=str(participant),
         spans=spans,
         rts=rts,
-        profile={k: obj[k] for k in PROFILE_FIELDS if k in obj},
+        profile=profile,
         extra=extra,
     )
+
+
+def _reaction_time(value, index: int, line: int) -> float | int | None:
+    """One RT as a number: numbers and numeric strings; null and "" are missing.
+
+    Raises:
+        Psych201Error: anything else (text, a boolean, a list, a non-finite number).
+    """
+    if value is None or value == "":
+        return None
+    number = value
+    if isinstance(value, str):
+        try:
+            number = int(value) if value.strip().lstrip("+-").isdigit() else float(value)
+        except ValueError:
+            number = None
+    if not _is_number(number) or not math.isfinite(number):
+        raise Psych201Error(
+            f"'RTs'[{index}] is {json.dumps(value)[:40]}: an RT must be a number, a numeric "
+            'string, null or ""',
+            line,
+        )
+    return number
+
+
+_FORMATS = (  # (compact, ascii): json.dumps settings seen in published files
+    (False, True),
+    (True, True),
+    (False, False),
+    (True, False),
+)
+
+
+def _dumps(obj: dict, *, compact: bool = False, ascii: bool = True) -> str:
+    separators = (",", ":") if compact else (", ", ": ")
+    return json.dumps(obj, separators=separators, ensure_ascii=ascii)
+
+
+def _nested_objects(value) -> bool:
+    if isinstance(value, dict):
+        return len(value) > 1 or any(_nested_objects(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_nested_objects(v) for v in value)
+    return False
+
+
+def line_format(obj: dict, line: str, *, rts, profile: dict, extra: dict) -> dict | None:
+    """What an export needs to write ``line`` back exactly; None when the default does.
+
+    The default is `to_json_line`'s: `json.dumps` with its usual separators, ASCII
+    escapes, keys in the conventional order. Otherwise the key order and json.dumps
+    settings that reproduce the line are returned, or the line itself when none does.
+    """
+    line = line.rstrip("\r")
+    # The database may reorder the keys of stored objects (PostgreSQL's jsonb does):
+    # several extra keys, or objects inside values, need the order written down.
+    extra_keys = [k for k in obj if k not in {*REQUIRED, *PROFILE_FIELDS, "RTs"}]
+    if any(_nested_objects(v) for v in obj.values()):
+        return {"line": line}
+    default = to_json_line(
+        text=obj["text"],
+        experiment=obj["experiment"],
+        participant=str(obj["participant"]),
+        rts=rts,
+        profile=profile,
+        extra=extra,
+    )
+    if default == line and len(extra_keys) < 2:
+        return None
+    for compact, ascii in _FORMATS:
+        if _dumps(obj, compact=compact, ascii=ascii) == line:
+            fmt: dict = {"keys": list(obj)}
+            if compact:
+                fmt["compact"] = True
+            if not ascii:
+                fmt["ascii"] = False
+            return fmt
+    return {"line": line}
 
 
 class _Limited(io.RawIOBase):
@@ -389,10 +520,16 @@ def to_json_line(
     """One participant as a Psych-201 line (without newline).
 
     Keys come in the conventional order: text, experiment, participant, RTs, the
-    profile keys, then the others. ASCII-escaped like the published files, so an
-    imported file exports to the same bytes.
+    profile keys, then the others; ASCII-escaped, as `json.dumps` writes. A record
+    imported from a file keeps what it needs to be written back exactly as it was read
+    (the file's RT values, key order, separators and escaping: see `line_format`).
     """
     extra = dict(extra)
+    fmt = extra.pop(FORMAT_KEY, None) or {}
+    if "line" in fmt:
+        return fmt["line"]
+    if RTS_JSON_KEY in extra:
+        rts = extra.pop(RTS_JSON_KEY)
     obj = {
         "text": text,
         "experiment": experiment,
@@ -404,4 +541,6 @@ def to_json_line(
         obj["RTs"] = extra.pop("RTs")
     obj.update({k: profile[k] for k in PROFILE_FIELDS if k in profile})
     obj.update(extra)
-    return json.dumps(obj)
+    if keys := fmt.get("keys"):
+        obj = {k: obj[k] for k in keys if k in obj} | obj
+    return _dumps(obj, compact=fmt.get("compact", False), ascii=fmt.get("ascii", True))
