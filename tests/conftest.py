@@ -27,3 +27,12 @@ def tiny_llama(tmp_path_factory):
     from tests.tiny_model import build_tiny_llama
 
     return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def smollm2_folder(tmp_path_factory):
+    """The bundled SmolLM2-135M-Instruct converted as `make run` converts it (slow: ~1 min)."""
+    from benchmark.local_models import prepare_smollm2
+
+    folder, _ = prepare_smollm2(tmp_path_factory.mktemp("smollm2") / "smollm2")
+    return folder

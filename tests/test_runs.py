@@ -95,6 +95,46 @@ def test_exact_participant_run_gives_one_distribution_per_item(hf_endpoint, ques
             assert math.isclose(p, math.exp(logps[key]) / total, rel_tol=1e-6)
     p = run_progress(run)
     assert (p.done, p.total, p.units_done, p.units_failed) == (2, 2, 2, 0)
+    # The definition of an exact distribution is on the run and in its prompt hash.
+    assert run.params["exact_definition"].startswith("P(option tokens")
+    assert {r.details["continuation"] for r in responses} == {"option"}  # 1-3: prefix-free
+    sampled = queue_run(
+        endpoint=hf_endpoint, task_version=questionnaire, scoring_mode=ScoringMode.SAMPLED
+    )
+    assert sampled.prompt_hash != run.prompt_hash and "exact_definition" not in sampled.params
+
+
+@pytest.fixture
+def flat_model(tmp_path):
+    """The tiny model with an all-zero output layer: every token equally likely."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tests.tiny_model import build_tiny_llama
+
+    folder = build_tiny_llama(tmp_path / "tiny")
+    model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True)
+    with torch.no_grad():
+        model.lm_head.weight.zero_()
+    flat = tmp_path / "flat"
+    model.save_pretrained(flat)
+    AutoTokenizer.from_pretrained(folder, local_files_only=True).save_pretrained(flat)
+    return flat
+
+
+def test_a_model_that_gives_flat_distributions_fails_the_run(flat_model, questionnaire):
+    from benchmark.runners.base import ModelCheckError
+
+    with pytest.raises(ModelCheckError, match="same log-probability"):
+        get_runner("hf", model_path=str(flat_model))
+    endpoint = ModelEndpoint.objects.create(
+        name="flat", provider=Provider.HF, model=str(flat_model)
+    )
+    run = queue_run(endpoint=endpoint, task_version=questionnaire)
+    drain(run)
+    assert run.state == RunState.FAILED
+    assert "failed its check on load" in run.error and "same log-probability" in run.error
+    assert not run.responses.exists()
 
 
 def test_sampled_run_and_the_cache(hf_endpoint, questionnaire):

@@ -98,6 +98,15 @@ class CapabilityError(RuntimeError):
     """The runner cannot do what was asked (e.g. log-probabilities from a chat-only API)."""
 
 
+class ModelCheckError(RuntimeError):
+    """A loaded model gives nonsense (e.g. the same probability to every token)."""
+
+
+# A prompt whose next words a working model does not find equally likely.
+CHECK_CONTEXT = "The capital of France is"
+CHECK_CONTINUATIONS = (" Paris", " London", " the", " 1", ".")
+
+
 class Runner(ABC):
     """A language model behind one interface; heavy SDKs are imported lazily."""
 
@@ -164,6 +173,26 @@ class Runner(ABC):
     @abstractmethod
     def _sample(self, requests: list[SampleRequest], n: int) -> list[list[Sample]]:
         """Backend sampling: ``n`` samples for each request."""
+
+    def check_model(self) -> None:
+        """Refuse a model whose next-token distribution is flat (e.g. zero weights loaded).
+
+        Scores a few continuations of a known prompt: a flat distribution gives every
+        token the same log-probability, so their mean per-token log-probabilities agree.
+
+        Raises:
+            ModelCheckError: they agree to 1e-4.
+        """
+        if SCORE not in self.capabilities:
+            return
+        results = self._score([ScoreRequest(CHECK_CONTEXT, c) for c in CHECK_CONTINUATIONS])
+        means = [r.logprob / max(1, len(r.token_logprobs)) for r in results]
+        if max(means) - min(means) < 1e-4:
+            raise ModelCheckError(
+                f"{self!r} gives every token the same log-probability ({means[0]:.2f} after "
+                f"{CHECK_CONTEXT!r}): its weights did not load (e.g. embeddings missing from "
+                "the model folder)"
+            )
 
     def close(self) -> None:  # noqa: B027 - optional hook: a runner that holds nothing needs none
         """Release connections or memory."""

@@ -87,6 +87,7 @@ class HFRunner(Runner):
         self._keeps_rows = "logits_to_keep" in inspect.signature(self.model.forward).parameters
         if not self.tokenizer.chat_template:  # a base model without a template cannot chat
             self.capabilities = type(self).capabilities - {CHAT}
+        self.check_model()
 
     def __repr__(self):
         return f"HFRunner({self.model.name_or_path!r}, device={self.device!r})"

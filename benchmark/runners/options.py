@@ -1,9 +1,12 @@
 """From model outputs to answer distributions over a task's options.
 
 Exact: score every option as a continuation of the prompt and renormalise. The
-continuation is the option key followed by the closing ``>>``, so options that are
-prefixes of each other ("1" and "10") are told apart, and the probability that the
-model says something else altogether is reported as ``mass_outside``.
+continuation is the option's own tokens after the prompt's ``<<``: the probability that
+the answer the model starts to write is this option. The closing ``>>`` is appended only
+where the options are not prefix-free ("1" and "10": P("1") would include "10"), because
+a model rarely closes the bracket right after its answer and P(option + ``>>``) then
+measures the bracket more than the answer. The probability that the model says
+something else altogether is reported as ``mass_outside``.
 
 Sampled: parse each generation to an option; answers that cannot be parsed are
 counted as ``unparsed``, never dropped.
@@ -28,17 +31,46 @@ class OptionDistribution:
     logprobs: dict[str, float] = field(default_factory=dict)
     mass_outside: float | None = None
     counts: dict[str, int] = field(default_factory=dict)
+    closing: str = ""
+
+
+CLOSE = ">>"
+# What an exact distribution is; recorded on every exact run and part of its prompt hash.
+EXACT_DEFINITION = (
+    "P(option tokens | prompt ending in '<<'), with '>>' appended to every option of an "
+    "item whose options are not prefix-free; renormalised over the options, the mass "
+    "outside them kept"
+)
+
+
+def closing_for(options: list[str]) -> str:
+    """``">>"`` when an option is a prefix of another (then it must be closed), else ``""``.
+
+    Prefix-free strings are prefix-free token sequences for any tokenizer (the tokens of
+    a prefix decode to a prefix), so the string test never leaves a prefix unclosed; it
+    may close options that a particular tokenizer would already keep apart.
+    """
+    return CLOSE if any(a != b and b.startswith(a) for a in options for b in options) else ""
 
 
 def option_distribution(
-    runner: Runner, prompt: str, options: list[str], closing: str = ">>"
+    runner: Runner, prompt: str, options: list[str], closing: str | None = None
 ) -> OptionDistribution:
     """Exact distribution over ``options`` after ``prompt`` (which ends with ``<<``).
 
+    Args:
+        runner: a runner that can score continuations.
+        prompt: the text before the answer, ending with ``<<``.
+        options: the option keys.
+        closing: appended to every option; None decides by `closing_for`.
+
     Returns:
         ``probs`` renormalised over the options (sums to 1), the raw ``logprobs`` of
-        each ``option + closing`` continuation, and ``mass_outside`` = 1 − their total.
+        each ``option + closing`` continuation, ``mass_outside`` = 1 − their total, and
+        the ``closing`` used.
     """
+    if closing is None:
+        closing = closing_for(options)
     results = runner.score([ScoreRequest(prompt, option + closing) for option in options])
     logprobs = {o: r.logprob for o, r in zip(options, results, strict=True)}
     top = max(logprobs.values())
@@ -50,6 +82,7 @@ def option_distribution(
         mode="exact",
         logprobs=logprobs,
         mass_outside=min(1.0, max(0.0, 1.0 - inside)),
+        closing=closing,
     )
 
 

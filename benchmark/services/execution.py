@@ -9,6 +9,7 @@ that had been made.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import logging
@@ -77,10 +78,17 @@ def runner_for(endpoint: ModelEndpoint):
         endpoint.api_key_env,
         json.dumps(endpoint.settings, sort_keys=True),
     )
+    from benchmark.runners.base import ModelCheckError
+
     with _runners_lock:
         runner = _runners.get(key)
         if runner is None:
-            runner = _runners[key] = build_runner(endpoint)
+            try:
+                runner = _runners[key] = build_runner(endpoint)
+            except ModelCheckError as exc:
+                raise EndpointUnusable(f"the model failed its check on load: {exc}") from exc
+            if len(_runners) == 1:
+                atexit.register(close_runners)  # a vLLM engine must be shut down to exit
         return runner
 
 
@@ -378,14 +386,21 @@ def _provider_call(fn):
 
 def exact_distribution(ctx: Context, prompt: str, options: list[str]) -> tuple[dict, bool, float]:
     """Option distribution from log-probabilities (cached): value, cache hit, latency (ms)."""
-    from benchmark.runners.options import option_distribution
+    from benchmark.runners.options import closing_for, option_distribution
+
+    closing = closing_for(options)
 
     def compute():
-        d = _provider_call(lambda: option_distribution(ctx.runner, prompt, options, CLOSING))
-        return {"probs": d.probs, "logprobs": d.logprobs, "mass_outside": d.mass_outside}
+        d = _provider_call(lambda: option_distribution(ctx.runner, prompt, options, closing))
+        return {
+            "probs": d.probs,
+            "logprobs": d.logprobs,
+            "mass_outside": d.mass_outside,
+            "closing": closing,
+        }
 
     started = time.perf_counter()
-    key = cache_key(ctx.endpoint, "options", prompt, {"options": options, "closing": CLOSING}, 0)
+    key = cache_key(ctx.endpoint, "options", prompt, {"options": options, "closing": closing}, 0)
     value, hit = cached_call(ctx.endpoint, key, compute)
     return value, hit, (time.perf_counter() - started) * 1000
 
@@ -455,7 +470,7 @@ def _answer_item(ctx: Context, key: str, prompt: str, options: list[str], sample
             answer=max(probs, key=probs.get),
             distribution=probs,
             mass_outside=value["mass_outside"],
-            details={"logprobs": value["logprobs"]},
+            details={"logprobs": value["logprobs"], "continuation": "option" + value["closing"]},
             prompt_tokens=len(options) * len(prompt) // CHARS_PER_TOKEN,
             latency_ms=ms,
             cached=hit,

@@ -32,6 +32,7 @@ from benchmark.models import (
     WorkUnit,
 )
 from benchmark.rendering import spec_items
+from benchmark.runners.options import EXACT_DEFINITION
 from benchmark.specs import spec_from_json
 
 log = logging.getLogger(__name__)
@@ -64,8 +65,12 @@ class RunError(ValueError):
 # --- prompts --------------------------------------------------------------------------
 
 
-def prompt_template_text(version, variant: str, mode: str) -> str:
-    """Everything that shapes the prompts of a run; its hash is recorded on the run."""
+def prompt_template_text(version, variant: str, mode: str, scoring: str = "") -> str:
+    """Everything that shapes the prompts of a run; its hash is recorded on the run.
+
+    For exact scoring of options, the definition of an option's probability is part of
+    it: a run scored under another definition has another hash.
+    """
     spec = version.spec
     parts = [
         variant,
@@ -74,6 +79,8 @@ def prompt_template_text(version, variant: str, mode: str) -> str:
         json.dumps(spec.get("prompt"), sort_keys=True),
         POPULATION_QUESTION if mode == RunMode.PREDICT_POPULATION else "",
     ]
+    if scoring == ScoringMode.EXACT and mode != RunMode.LIKELIHOOD:
+        parts.append(EXACT_DEFINITION)
     return "\n".join(parts)
 
 
@@ -291,7 +298,10 @@ def queue_run(
         batch_size=batch_size,
         max_participants=max_participants,
     )
-    template = prompt_template_text(task_version, prompt_variant, mode)
+    template = prompt_template_text(task_version, prompt_variant, mode, scoring)
+    params = dict(params or {})
+    if scoring == ScoringMode.EXACT and mode != RunMode.LIKELIHOOD:
+        params["exact_definition"] = EXACT_DEFINITION
     run = ModelRun.objects.create(
         endpoint=endpoint,
         task_version=task_version,
@@ -301,7 +311,7 @@ def queue_run(
         prompt_variant=prompt_variant,
         prompt_hash=hashlib.sha256(template.encode()).hexdigest(),
         with_profile=with_profile,
-        params=params or {},
+        params=params,
         seed=seed,
         samples_per_item=samples,
         max_trials=max_trials,

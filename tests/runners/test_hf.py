@@ -101,7 +101,7 @@ def test_option_distribution_sums_to_one(runner):
     assert 0.0 <= d.mass_outside <= 1.0
     inside = math.fsum(math.exp(v) for v in d.logprobs.values())
     assert d.mass_outside == pytest.approx(1 - inside)
-    direct = runner.score([ScoreRequest(prompt, "4>>")])[0].logprob
+    direct = runner.score([ScoreRequest(prompt, "4")])[0].logprob  # prefix-free: no ">>"
     assert d.logprobs["4"] == pytest.approx(direct, abs=1e-6)
     for key, p in d.probs.items():
         assert p == pytest.approx(math.exp(d.logprobs[key]) / inside)

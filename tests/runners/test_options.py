@@ -35,9 +35,11 @@ class TableRunner(Runner):
 
 
 def test_option_distribution_by_hand():
-    runner = TableRunner({"A>>": math.log(0.2), "B>>": math.log(0.6)})
+    runner = TableRunner({"A": math.log(0.2), "B": math.log(0.6)})
     d = option_distribution(runner, "You choose <<", ["A", "B"])
-    assert [r.continuation for r in runner.seen] == ["A>>", "B>>"]
+    # Prefix-free options: each option's own tokens, no closing marker.
+    assert [r.continuation for r in runner.seen] == ["A", "B"]
+    assert d.closing == ""
     assert all(r.context == "You choose <<" for r in runner.seen)
     assert d.mode == "exact"
     assert d.probs == pytest.approx({"A": 0.25, "B": 0.75})
@@ -48,7 +50,8 @@ def test_option_distribution_by_hand():
 def test_prefix_options_are_told_apart_by_the_closing_marker():
     runner = TableRunner({"1>>": math.log(0.1), "10>>": math.log(0.3)})
     d = option_distribution(runner, "Rate from 1 to 10 <<", ["1", "10"])
-    assert d.probs == pytest.approx({"1": 0.25, "10": 0.75})
+    assert [r.continuation for r in runner.seen] == ["1>>", "10>>"]
+    assert d.probs == pytest.approx({"1": 0.25, "10": 0.75}) and d.closing == ">>"
     d = option_distribution(
         TableRunner({"1)": -1.0, "10)": -1.0}), "Pick (", ["1", "10"], closing=")"
     )
@@ -56,7 +59,7 @@ def test_prefix_options_are_told_apart_by_the_closing_marker():
 
 
 def test_very_unlikely_options_do_not_underflow():
-    d = option_distribution(TableRunner({"A>>": -1000.0, "B>>": -1001.0}), "x <<", ["A", "B"])
+    d = option_distribution(TableRunner({"A": -1000.0, "B": -1001.0}), "x <<", ["A", "B"])
     assert d.probs["A"] == pytest.approx(1 / (1 + math.exp(-1)))
     assert math.fsum(d.probs.values()) == pytest.approx(1.0)
     assert d.mass_outside == 1.0

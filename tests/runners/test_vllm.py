@@ -8,7 +8,7 @@ import pytest
 from benchmark.runners import get_runner
 from benchmark.runners.base import SampleRequest, ScoreRequest, SpansRequest
 from benchmark.runners.options import option_distribution
-from tests.runners.cases import REQUESTS
+from tests.runners.cases import LIKERT, LIKERT_PROMPT, REQUESTS, first_token_distribution
 
 pytestmark = pytest.mark.vllm
 
@@ -61,6 +61,13 @@ def test_option_distributions_agree(vllm_runner, hf):
     theirs = option_distribution(hf, prompt, options)
     assert ours.probs == pytest.approx(theirs.probs, abs=1e-3)
     assert ours.mass_outside == pytest.approx(theirs.mass_outside, abs=1e-3)
+
+
+def test_option_distribution_is_the_first_token_distribution(vllm_runner, tiny_llama_head64):
+    reference = first_token_distribution(tiny_llama_head64, LIKERT_PROMPT, LIKERT)
+    d = option_distribution(vllm_runner, LIKERT_PROMPT, LIKERT)
+    assert d.closing == ""
+    assert d.probs == pytest.approx(reference, abs=1e-6)
 
 
 def test_an_empty_context_scores_after_the_beginning_of_text(vllm_runner, hf):
