@@ -11,10 +11,10 @@ speed of one core), so the first use converts it once into a plain float32 folde
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib.util
 import json
-import os
 from pathlib import Path
 
 from django.conf import settings
@@ -49,17 +49,23 @@ def file_sha256(path: Path) -> str:
 
 
 @contextlib.contextmanager
-def _environ(values: dict):
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
+def _quiet_gguf_loader(quiet: bool):
+    """Silence the GGUF loader's per-tensor bar (in a log it is one line per tensor).
+
+    transformers draws it with its own ``tqdm`` and no switch, so the module's ``tqdm``
+    is replaced by one that is disabled, for the duration of the load only.
+    """
+    if not quiet:
+        yield
+        return
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+
+    saved = gguf_utils.tqdm
+    gguf_utils.tqdm = functools.partial(saved, disable=True)
     try:
         yield
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        gguf_utils.tqdm = saved
 
 
 def prepare_smollm2(
@@ -92,8 +98,7 @@ def prepare_smollm2(
     revision = file_sha256(gguf)[:12]
     say(f"Reading {gguf.name} and dequantising its tensors (1–2 min on 2 cores)…")
     # One bar that redraws on a terminal; none in a log (tqdm would write a line per step).
-    quiet = {} if progress else {"TQDM_DISABLE": "1"}
-    with _environ(quiet):
+    with _quiet_gguf_loader(not progress):
         if not progress:
             hf_logging.disable_progress_bar()
         tokenizer = AutoTokenizer.from_pretrained(

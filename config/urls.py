@@ -1,10 +1,13 @@
-"""URL routes: admin, the v1 API and its OpenAPI schema."""
+"""URL routes: the start page, admin, the v1 API and its OpenAPI schema, participants."""
 
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from config.views import home
+
 urlpatterns = [
+    path("", home, name="home"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("benchmark.api.urls")),
     path("s/", include("participants.urls")),

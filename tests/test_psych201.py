@@ -35,6 +35,8 @@ EXPECTED = {  # participants, responses, default slug (counts from SOURCES.md)
 
 def stem(path: Path) -> str:
     return path.name.split(".")[0]
+
+
 GOOD_LINE = b'{"text": "You pick <<A>>.", "experiment": "e", "participant": "1"}'
 
 
@@ -200,7 +202,7 @@ BAD = {
     ),
     "rts-not-numbers": (
         record(RTs=["fast"]),
-        "line 1: 'RTs'[0] is \"fast\": an RT must be a number, a numeric string, null or \"\"",
+        'line 1: \'RTs\'[0] is "fast": an RT must be a number, a numeric string, null or ""',
     ),
     "rts-boolean": (
         GOOD_LINE + b"\n" + record(text="<<A>> <<B>>", RTs=[12, True]),
@@ -208,7 +210,7 @@ BAD = {
     ),
     "rts-nan-string": (
         record(RTs=["NaN"]),
-        "line 1: 'RTs'[0] is \"NaN\": an RT must be a number, a numeric string, null or \"\"",
+        'line 1: \'RTs\'[0] is "NaN": an RT must be a number, a numeric string, null or ""',
     ),
     "rts-not-a-list": (
         record(RTs="1042"),

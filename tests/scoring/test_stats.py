@@ -1,7 +1,6 @@
 """scoring.stats against scipy, numpy's eigen-decomposition and hand-worked examples."""
 
 import math
-import os
 import subprocess
 import sys
 
@@ -34,6 +33,7 @@ from scoring.stats.prediction import (
     opinionqa_score,
 )
 from scoring.stats.scales import position, scale_scores
+from tests.shared_data import shared_file
 
 RNG = np.random.default_rng(2024)
 P = RNG.dirichlet(np.ones(5), size=40)
@@ -390,22 +390,16 @@ def test_cohens_d_interval_by_hand():
     assert (d.low, d.high) == pytest.approx((1.264911 - half, 1.264911 + half), abs=1e-5)
 
 
-SHARED = __import__("pathlib").Path(__file__).resolve().parents[3] / "shared" / "data"
-
-
+@pytest.mark.shared_data
 def test_cogbench_normalisation_reproduces_the_published_centaur_table():
     """Cells the Centaur paper took over from CogBench unchanged, to 1e-6.
 
     CogBench raw scores normalised against its own human and random agents; the other
     cells of the Centaur table come from re-runs and differ.
     """
-    if not SHARED.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{SHARED} is missing: CI must have ../shared beside the clone")
-        pytest.skip("../shared/data is not beside this clone")
-    raw = pd.read_csv(SHARED / "cogbench" / "performance.csv", index_col=0).set_index("Agent")
+    raw = pd.read_csv(shared_file("cogbench", "performance.csv"), index_col=0).set_index("Agent")
     published = pd.read_csv(
-        SHARED / "centaur_results" / "cogbench_performance_human_normalised.csv", index_col=0
+        shared_file("centaur_results", "cogbench_performance_human_normalised.csv"), index_col=0
     ).set_index("Agent")
     published_cells = [
         ("gpt-4", "GPT-4", "Horizon Task"),
