@@ -2,6 +2,8 @@
 
 import os
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -105,3 +107,25 @@ def test_seeded_sampling_and_chat(vllm_runner):
         assert all(lp <= 0 for lp in s.token_logprobs)
     (chat,) = vllm_runner.sample([SampleRequest("Pick A or B.", max_tokens=2, seed=1, chat=True)])
     assert chat[0].prompt_tokens == 24  # "<s>user: Pick A or B.\nassistant:"
+
+
+def test_default_settings_on_this_cpu_score_and_let_the_process_exit(tiny_llama_head64):
+    # No engine settings and no environment: the CPU defaults apply, and the process ends
+    # when the script does (an engine process left running once kept it alive 10 minutes).
+    script = (
+        "from benchmark.runners import get_runner\n"
+        "from benchmark.runners.base import ScoreRequest\n"
+        f"r = get_runner('vllm', model_path={str(tiny_llama_head64)!r}, dtype='float32',"
+        " max_model_len=256)\n"
+        "print('logprob', r.score([ScoreRequest('You choose <<', 'A')])[0].logprob)\n"
+    )
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("VLLM_") or k == "VLLM_TARGET_DEVICE"
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert re.search(r"^logprob -\d+\.\d+", done.stdout, flags=re.M)
