@@ -190,7 +190,7 @@ def test_cancel_budget_and_poison_with_a_real_worker(tmp_path, tiny_llama):
         bad = poisoned.units.get(payload__contains=["q7"])
         assert (bad.state, bad.attempts) == (UnitState.FAILED, 3)
         assert poisoned.responses.count() == 39
-        assert "1 unit(s) failed after 3 attempts" in poisoned.error
+        assert f"1 unit(s) failed: unit {bad.index}: item q7: " in poisoned.error
         # Budget: paused once the cost reached it, without finishing.
         budgeted.refresh_from_db()
         assert budgeted.cost_usd >= Decimal("0.05")
