@@ -188,7 +188,7 @@ def test_a_live_but_slow_server_is_never_called_unreachable(server):
     server.latency = 0.8
     with (
         openai(server, timeout=0.1, seconds_per_1k_tokens=0, max_retries=1) as runner,
-        pytest.raises(ProviderError, match="did not answer within 0.2 s") as info,
+        pytest.raises(ProviderError, match=r"did not answer within 0\.2 s") as info,
     ):
         runner.score([REQUESTS[0]])
     assert not isinstance(info.value, EndpointUnreachable)
