@@ -266,7 +266,7 @@ def execute_unit(unit_id: int) -> str:
             return "failed"
         except Exception as exc:
             log.exception("unit %s of run %s failed", unit.pk, run.pk)
-            errors = [f"{type(exc).__name__}: {exc}"]
+            errors = [f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__]
     if errors:
         return leases.release_after_error(unit, "; ".join(errors))
     return "done" if leases.finish(unit) else "lost"
