@@ -71,6 +71,7 @@ def expire(unit: WorkUnit) -> None:
     WorkUnit.objects.filter(pk=unit.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
 
 
+@pytest.mark.embedded
 def test_a_worker_that_died_does_not_use_up_the_attempts(hf_endpoint, four):
     run = queue_run(endpoint=hf_endpoint, task_version=four, batch_size=4)
     unit = run.units.get()
@@ -118,6 +119,7 @@ def test_an_error_without_a_message_still_says_what_failed(hf_endpoint, four, mo
     assert run.error == "1 unit(s) failed: unit 0: RuntimeError"
 
 
+@pytest.mark.embedded
 def test_a_worker_that_lost_its_lease_stops_writing_and_does_not_end_the_unit(
     hf_endpoint, four, monkeypatch
 ):
@@ -149,6 +151,7 @@ def test_a_worker_that_lost_its_lease_stops_writing_and_does_not_end_the_unit(
     assert sorted(keys) == ["q1", "q2", "q3", "q4"]
 
 
+@pytest.mark.embedded
 @pytest.mark.django_db(transaction=True)
 def test_the_lease_is_kept_while_the_model_loads(hf_endpoint, four, settings, monkeypatch):
     settings.UNIT_LEASE_SECONDS = 1
@@ -270,6 +273,7 @@ def test_retry_with_nothing_to_retry_says_so(hf_endpoint, four):
         retry_failed(run=run)
 
 
+@pytest.mark.embedded
 def test_reconcile_resends_stale_units_once_per_lease_and_one_process_per_period(
     hf_endpoint, four, settings, monkeypatch
 ):
