@@ -256,7 +256,8 @@ def execute_unit(unit_id: int) -> str:
             )
             errors = EXECUTORS[_executor_name(run, spec)](ctx)
         except LeaseLost:
-            log.warning("unit %s of run %s: lease lost, stopped writing", unit.pk, run.pk)
+            # Cancelled meanwhile, or taken over by another worker after this one stalled.
+            log.warning("unit %s of run %s is no longer held here: stopped", unit.pk, run.pk)
             return "lost"
         except Stop:
             leases.give_back(unit)
