@@ -293,18 +293,19 @@ def test_a_local_only_worker_resumes_a_run_and_a_restarted_one_finishes_it(tmp_p
     from benchmark.models import UnitState
 
     redis.Redis.from_url(REDIS_URL).flushdb()
-    path = tmp_path / "forty.yaml"
-    path.write_text(SPEC)
+    path = tmp_path / "twelve.yaml"
+    path.write_text(SPEC.split("  - {key: q12,")[0].replace("slug: forty", "slug: twelve"))
     version = load_tasks([path])[0].version
     endpoint = ModelEndpoint.objects.create(
         name="tiny-local", provider=Provider.HF, model=str(tiny_llama)
     )
     run = queue_run(
-        endpoint=endpoint, task_version=version, scoring_mode="sampled", samples=1, batch_size=5
+        endpoint=endpoint, task_version=version, scoring_mode="sampled", samples=1, batch_size=2
     )
-    expected = 40
+    expected = 12
     env = worker_env()
     local = {"queues": ("local",), "processes": 2, "threads": 1, "shutdown_ms": 2000}
+    t0 = time.monotonic()
     worker = start_worker(env, **local)
     try:
         # The worst moment: a unit is claimed and its worker is loading the model.
@@ -319,13 +320,14 @@ def test_a_local_only_worker_resumes_a_run_and_a_restarted_one_finishes_it(tmp_p
         assert worker.wait(60) != 0
         done_at_kill = run.responses.count()
         assert done_at_kill < expected
+        print(f"{time.monotonic() - t0:.1f} s: rundramatiq exited after the kill")
         worker = start_worker(env, **local)
         assert wait_for(lambda: state_of(run)[0] == RunState.COMPLETED, 120), (
             f"not completed after the restart: {state_of(run)}"
         )
     finally:
         kill(worker)
-    print(f"responses at the kill: {before_kill} then {done_at_kill}")
+    print(f"{time.monotonic() - t0:.1f} s: done; responses at the kill: {before_kill}")
     run.refresh_from_db()
     keys = list(run.responses.values_list("item_key", "sample_index"))
     assert len(keys) == len(set(keys)) == expected
