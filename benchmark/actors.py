@@ -27,19 +27,14 @@ def run_api_unit(unit_id: int) -> None:
 
 @dramatiq.actor(queue_name="default", max_retries=0)
 def reconcile() -> None:
-    """Re-enqueue units whose lease ran out or whose message was lost.
+    """Re-enqueue units whose lease ran out or whose message was lost (once).
 
-    While runs are active it sends itself again one lease period later, so the units
-    of a worker that died are picked up without anyone watching.
+    Workers do this on their own every ``RECONCILE_SECONDS`` (`config.broker.ReconcileLoop`);
+    this actor is for asking for it at once.
     """
-    from django.conf import settings
-
-    from benchmark.models import ModelRun
-    from benchmark.services.runs import ACTIVE_RUN_STATES, reconcile_runs
+    from benchmark.services.runs import reconcile_runs
 
     reconcile_runs()
-    if ModelRun.objects.filter(state__in=ACTIVE_RUN_STATES).exists():
-        reconcile.send_with_options(delay=settings.UNIT_LEASE_SECONDS * 1000)
 
 
 def send_unit(queue: str, unit_id: int, delay_ms: int | None = None) -> None:

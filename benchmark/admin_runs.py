@@ -4,14 +4,23 @@ import json
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.shortcuts import redirect
+from django.http import HttpResponseNotAllowed
+from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from benchmark.forms_runs import QueueRunForm
-from benchmark.models import ModelEndpoint, ModelResponse, ModelRun, WorkUnit
+from benchmark.models import ModelEndpoint, ModelResponse, ModelRun, RunState, WorkUnit
 from benchmark.services import runs as run_services
+from benchmark.services.progress import run_progress, run_status, time_left_text
+
+# The run page's buttons: verb → (service, what the message says was done).
+CONTROLS = {
+    "cancel": (run_services.cancel_run, "Cancelled"),
+    "resume": (run_services.resume_run, "Resumed"),
+    "retry": (run_services.retry_failed, "Retried the failed units of"),
+}
 
 
 @admin.register(ModelEndpoint)
@@ -45,7 +54,15 @@ class WorkUnitInline(admin.TabularInline):
     """The units of a run, read-only."""
 
     model = WorkUnit
-    fields = ("index", "state", "attempts", "expected", "lease_until", "last_error")
+    fields = (
+        "index",
+        "state",
+        "attempts",
+        "lost_leases",
+        "expected",
+        "lease_until",
+        "last_error",
+    )
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -60,17 +77,8 @@ class WorkUnitInline(admin.TabularInline):
 class ModelRunAdmin(admin.ModelAdmin):
     """Queue runs, follow their progress, cancel, retry and resume them."""
 
-    list_display = (
-        "id",
-        "endpoint",
-        "task_version",
-        "mode",
-        "scoring_mode",
-        "state",
-        "progress",
-        "cost_usd",
-        "created",
-    )
+    # Narrow enough for a 1280 px window beside the navigation and the filters.
+    list_display = ("id", "run", "status", "progress", "cost", "created_short")
     list_filter = ("state", "mode", "scoring_mode", "endpoint")
     search_fields = ("endpoint__name", "task_version__task__slug")
     list_select_related = ("endpoint", "task_version__task")
@@ -98,9 +106,14 @@ class ModelRunAdmin(admin.ModelAdmin):
         "created_by",
         "created",
         "started",
+        "resumed",
         "finished",
     )
     fields = readonly_fields
+    change_form_template = "admin/benchmark/modelrun/change_form.html"
+
+    class Media:
+        css = {"all": ("benchmark/admin_runs.css",)}
 
     def has_change_permission(self, request, obj=None):
         """Runs are changed through the actions, never edited."""
@@ -109,18 +122,48 @@ class ModelRunAdmin(admin.ModelAdmin):
     @admin.display(description="progress")
     def progress(self, run):
         """Responses done of expected."""
-        p = run_services.run_progress(run)
+        p = run_progress(run)
         return f"{p.done}/{p.total}"
+
+    @admin.display(description="run", ordering="endpoint__name")
+    def run(self, run):
+        """Endpoint, then task version and mode on a second line."""
+        version = run.task_version
+        return format_html(
+            "{}<br><small>{} v{} · {}</small>",
+            run.endpoint.name,
+            version.task.slug,
+            version.number,
+            run.mode,
+        )
+
+    @admin.display(description="cost (USD)", ordering="cost_usd")
+    def cost(self, run):
+        """Cost so far."""
+        return f"{run.cost_usd:.4f}"
+
+    @admin.display(description="created", ordering="created")
+    def created_short(self, run):
+        """When it was queued, in the server's time zone."""
+        from django.utils import timezone
+
+        return f"{timezone.localtime(run.created):%Y-%m-%d %H:%M}"
+
+    @admin.display(description="state", ordering="state")
+    def status(self, run):
+        """The state in words ("Completed with 2 failed units")."""
+        return run_status(run)
 
     @admin.display(description="progress")
     def progress_panel(self, run):
-        """Done/total, units, rate, ETA, cost and the last errors of a run."""
-        p = run_services.run_progress(run)
+        """State, done/total, units, rate, time left, cost and the last errors of a run."""
+        p = run_progress(run)
         rows = [
+            ("state", run_status(run, p)),
             ("responses", f"{p.done} of {p.total}"),
             ("units", f"{p.units_done} done, {p.units_failed} failed, of {p.units_total}"),
             ("rate", f"{p.rate_per_min:.1f} per minute" if p.rate_per_min else "–"),
-            ("time left", f"{p.eta_seconds / 60:.1f} min" if p.eta_seconds else "–"),
+            ("time left", time_left_text(run, p)),
             ("cost", f"{p.cost_usd:.4f} USD (estimate {run.estimated_cost_usd:.4f})"),
         ]
         responses = (
@@ -136,15 +179,61 @@ class ModelRunAdmin(admin.ModelAdmin):
         )
 
     def get_urls(self):
-        """Add the "queue a run" page."""
+        """Add the "queue a run" page and the run page's cancel / resume / retry buttons."""
         return [
             path(
                 "queue/",
                 self.admin_site.admin_view(self.queue_view),
                 name="benchmark_modelrun_queue",
             ),
+            path(
+                "<int:run_id>/control/<str:verb>/",
+                self.admin_site.admin_view(self.control_view),
+                name="benchmark_modelrun_control",
+            ),
             *super().get_urls(),
         ]
+
+    def controls_for(self, request, run) -> list[tuple[str, str]]:
+        """The buttons the run page shows: (verb, label), only those that apply."""
+        if not self.has_add_permission(request):
+            return []
+        buttons = []
+        if run.state in run_services.ACTIVE_RUN_STATES:
+            buttons.append(("cancel", "Cancel the run"))
+        if run.state in (RunState.PAUSED, RunState.CANCELLED):
+            buttons.append(("resume", "Resume the run"))
+        if run_services.retryable_units(run).exists():
+            buttons.append(("retry", "Retry failed units"))
+        return buttons
+
+    def control_view(self, request, run_id: int, verb: str):
+        """POST: cancel, resume or retry one run through the services; back to its page."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        if verb not in CONTROLS:
+            raise PermissionDenied
+        run = get_object_or_404(ModelRun, pk=run_id)
+        fn, done = CONTROLS[verb]
+        units = run_services.retryable_units(run).count() if verb == "retry" else None
+        try:
+            fn(run=run)
+        except run_services.RunError as exc:
+            self.message_user(request, f"Run {run.pk}: {exc}", messages.ERROR)
+        else:
+            extra = f" ({units} unit{'s' if units != 1 else ''} queued again)" if units else ""
+            self.message_user(request, f"{done} run {run.pk}{extra}.", messages.SUCCESS)
+        return redirect("admin:benchmark_modelrun_change", run.pk)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        """The run page, with its control buttons."""
+        run = self.get_object(request, object_id)
+        extra = {**(extra_context or {})}
+        if run is not None:
+            extra["run_controls"] = self.controls_for(request, run)
+        return super().change_view(request, object_id, form_url, extra_context=extra)
 
     def add_view(self, request, form_url="", extra_context=None):
         """Adding a run means queueing one."""
@@ -188,7 +277,8 @@ class ModelRunAdmin(admin.ModelAdmin):
                 done += 1
             except run_services.RunError as exc:
                 self.message_user(request, f"Run {run.pk}: {exc}", messages.ERROR)
-        self.message_user(request, f"{verb} {done} run(s).", messages.SUCCESS)
+        if done:
+            self.message_user(request, f"{verb} {done} run(s).", messages.SUCCESS)
 
     @admin.action(description="Cancel the selected runs", permissions=["add"])
     def cancel_runs(self, request, queryset):

@@ -361,7 +361,10 @@ class ModelRun(models.Model):
         "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created = models.DateTimeField(auto_now_add=True)
-    started = models.DateTimeField(null=True, blank=True)
+    started = models.DateTimeField(null=True, blank=True, help_text="first start; kept on resume")
+    resumed = models.DateTimeField(
+        null=True, blank=True, help_text="last resume or retry: rate and time left count from here"
+    )
     finished = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -389,8 +392,16 @@ class WorkUnit(models.Model):
     payload = models.JSONField(help_text="item keys, or transcript ids, or sample indexes")
     expected = models.PositiveIntegerField(help_text="responses this unit must produce")
     state = models.CharField(max_length=20, choices=UnitState.choices, default=UnitState.PENDING)
-    attempts = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveIntegerField(
+        default=0, help_text="errors raised by the work (a worker that died is not one)"
+    )
+    lost_leases = models.PositiveIntegerField(
+        default=0, help_text="times its worker stopped (killed) before finishing it"
+    )
     lease_until = models.DateTimeField(null=True, blank=True)
+    lease_token = models.CharField(
+        max_length=32, blank=True, help_text="the current holder; every write checks it"
+    )
     last_error = models.TextField(blank=True)
     updated = models.DateTimeField(auto_now=True)
 
@@ -403,6 +414,16 @@ class WorkUnit(models.Model):
 
     def __str__(self):
         return f"run {self.run_id} unit {self.index} ({self.state})"
+
+
+class Beat(models.Model):
+    """When a periodic job is next due; the process that moves it forward runs the job."""
+
+    name = models.CharField(max_length=50, unique=True)
+    due = models.DateTimeField()
+
+    def __str__(self):
+        return f"{self.name} due {self.due:%Y-%m-%d %H:%M:%S}"
 
 
 class ModelResponse(models.Model):

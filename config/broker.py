@@ -6,9 +6,14 @@ in-process worker consumes them (the database remains the source of truth for
 jobs, so nothing is lost when that process stops).
 """
 
+import logging
+import threading
+from datetime import timedelta
 from urllib.parse import urlparse
 
 from dramatiq.middleware import Middleware
+
+log = logging.getLogger(__name__)
 
 MIDDLEWARE = [
     "dramatiq.middleware.AgeLimit",
@@ -17,19 +22,54 @@ MIDDLEWARE = [
     "dramatiq.middleware.Retries",
     "django_dramatiq.middleware.DbConnectionsMiddleware",
 ]
-# Worker processes of a real broker re-enqueue interrupted work when they start; the
-# embedded worker does the same from `manage.py serve`.
-WORKER_MIDDLEWARE = [*MIDDLEWARE, "config.broker.ReconcileOnBoot"]
+# Every worker process of a real broker runs the reconcile loop, whatever queues it reads
+# (a `--queues local` worker too); the embedded mode starts it from `manage.py serve`.
+WORKER_MIDDLEWARE = [*MIDDLEWARE, "config.broker.ReconcileLoop"]
 
 
-class ReconcileOnBoot(Middleware):
-    """When a worker process starts, re-enqueue work that was interrupted."""
+def start_reconcile_loop(stop: threading.Event) -> threading.Thread:
+    """Start a thread that reconciles runs every ``RECONCILE_SECONDS`` until ``stop`` is set.
+
+    Each process runs one; a row in the database lets one process per period do the work
+    (`benchmark.services.runs.reconcile_if_due`), so it costs one UPDATE per process and
+    period, and the units of a dead worker are queued again within a lease and a period.
+    """
+
+    def loop():
+        from django.conf import settings
+        from django.db import connections
+
+        from benchmark.services.runs import reconcile_if_due  # late: it needs the models
+
+        every = settings.RECONCILE_SECONDS
+        while True:
+            try:
+                reconcile_if_due(every=timedelta(seconds=every))
+            except Exception:  # the database may be restarting: try again next period
+                log.exception("reconcile loop")
+            finally:
+                connections.close_all()  # this thread's connections only
+            if stop.wait(every):
+                return
+
+    thread = threading.Thread(target=loop, name="reconcile-loop", daemon=True)
+    thread.start()
+    return thread
+
+
+class ReconcileLoop(Middleware):
+    """Run the reconcile loop in each worker process, from boot to shutdown."""
+
+    def __init__(self):
+        self.stop = threading.Event()
 
     def after_worker_boot(self, broker, worker):
-        """Send one reconcile message; every worker doing so is harmless (idempotent)."""
-        from benchmark.actors import reconcile  # imported late: it needs the models
+        """Start the loop (its first pass runs now, if no process ran one recently)."""
+        start_reconcile_loop(self.stop)
 
-        reconcile.send()
+    def before_worker_shutdown(self, broker, worker):
+        """Stop the loop."""
+        self.stop.set()
 
 
 def dramatiq_broker_settings(url: str) -> dict:

@@ -125,9 +125,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 BROKER_URL = os.environ.get("BROKER_URL", "")
 DRAMATIQ_BROKER = dramatiq_broker_settings(BROKER_URL)
 DRAMATIQ_AUTODISCOVER_MODULES = ["actors"]
-# A worker holds a unit for this long after its last answer; a dead worker's units are
-# picked up again once it passes (the reconciler runs every lease period).
+# A worker holds a unit for this long after its last sign of life (a thread renews it
+# while the unit is worked on); a dead worker's units are picked up again once it passes.
 UNIT_LEASE_SECONDS = int(os.environ.get("GEPPETTO_UNIT_LEASE_SECONDS", 600))
+# Every worker process wakes this often to reconcile (one of them does it per period).
+RECONCILE_SECONDS = float(
+    os.environ.get("GEPPETTO_RECONCILE_SECONDS", min(60.0, UNIT_LEASE_SECONDS / 2))
+)
 
 # --- Cache ----------------------------------------------------------------
 # Rate limits and the admin login lockout count in the cache. One process (embedded)

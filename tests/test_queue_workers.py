@@ -1,8 +1,11 @@
 """The queue with real processes: Redis, `manage.py rundramatiq` and the test database.
 
 A slow OpenAI-compatible server on loopback makes the run long enough to kill the
-worker (SIGKILL) in the middle; a second worker finishes it. Checks: exactly one
-response per (item, sample), and no call repeated for work that was recorded.
+workers (SIGKILL) in the middle, again and again; the workers left or restarted finish
+it. Checks: exactly one response per (item, sample), every unit done, no attempt used up
+by a kill, the run's state truthful, and no call repeated for work that was recorded.
+Runs queued from this process use its in-memory broker, so their messages are lost: the
+workers must find them through the database (the reconcile loop), as after a crash.
 """
 
 import os
@@ -44,19 +47,26 @@ items:
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def start_worker(env: dict) -> subprocess.Popen:
+def start_worker(
+    env: dict,
+    queues=("api", "default"),
+    processes: int = 1,
+    threads: int = 4,
+    shutdown_ms: int = 600_000,
+) -> subprocess.Popen:
     return subprocess.Popen(
         [
             sys.executable,
             "manage.py",
             "rundramatiq",
             "--processes",
-            "1",
+            str(processes),
             "--threads",
-            "4",
+            str(threads),
+            "--worker-shutdown-timeout",
+            str(shutdown_ms),
             "--queues",
-            "api",
-            "default",
+            *queues,
         ],
         cwd=ROOT,
         env=env,
@@ -190,8 +200,137 @@ def test_cancel_budget_and_poison_with_a_real_worker(tmp_path, tiny_llama):
         bad = poisoned.units.get(payload__contains=["q7"])
         assert (bad.state, bad.attempts) == (UnitState.FAILED, 3)
         assert poisoned.responses.count() == 39
-        assert "1 unit(s) failed after 3 attempts" in poisoned.error
+        assert f"1 unit(s) failed: unit {bad.index}: item q7: " in poisoned.error
         # Budget: paused once the cost reached it, without finishing.
         budgeted.refresh_from_db()
         assert budgeted.cost_usd >= Decimal("0.05")
         assert budgeted.responses.count() < 40
+
+
+def children(pid: int) -> list[int]:
+    """The child processes of ``pid`` (dramatiq's worker processes)."""
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(c) for c in path.read_text().split()] if path.exists() else []
+
+
+def kill(worker: subprocess.Popen) -> None:
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait(10)
+
+
+def state_of(run) -> tuple[str, int]:
+    run = type(run).objects.get(pk=run.pk)
+    return run.state, run.responses.count()
+
+
+def test_a_run_queued_after_the_workers_started_survives_repeated_kill_9(tmp_path, tiny_llama):
+    """Issue 15, items 1 and 3: one of two workers dies, then all of them, three times."""
+    from benchmark.models import UnitState
+    from benchmark.services.progress import run_status
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    path = tmp_path / "forty.yaml"
+    path.write_text(SPEC)
+    version = load_tasks([path])[0].version
+    env = worker_env()
+    with OpenAIServer(model_path=tiny_llama, latency=0.1) as server:
+        endpoint = ModelEndpoint.objects.create(
+            name="slow-api",
+            provider=Provider.OPENAI,
+            model="tiny",
+            settings={"base_url": server.url, "max_concurrency": 4, "capabilities": ["sample"]},
+        )
+        workers = [start_worker(env, threads=2), start_worker(env, threads=2)]
+        try:
+            time.sleep(3)  # both workers are up, and found no run
+            run = queue_run(
+                endpoint=endpoint,
+                task_version=version,
+                scoring_mode="sampled",
+                samples=1,
+                batch_size=10,
+            )
+            expected = 40
+            started = time.monotonic()
+            # Round 1: one worker dies mid-unit; the other one must take its units over.
+            assert wait_for(lambda: run.responses.count() >= 6, 60), "no progress"
+            print(f"{time.monotonic() - started:.1f} first kill at {state_of(run)}")
+            kill(workers.pop(0))
+            assert wait_for(lambda: state_of(run)[1] >= 14, 60), "the survivor stalled"
+            print(f"{time.monotonic() - started:.1f} survivor went on {state_of(run)}")
+            # Rounds 2 and 3: every worker dies mid-unit, and comes back.
+            for floor in (20, 28):
+                assert wait_for(lambda f=floor: state_of(run)[1] >= f, 60), "no progress"
+                done_at_kill = state_of(run)[1]
+                assert done_at_kill < expected, "the run finished before the kill"
+                for worker in workers:
+                    kill(worker)
+                print(f"{time.monotonic() - started:.1f} killed all at {state_of(run)}")
+                workers = [start_worker(env, threads=4)]
+            assert wait_for(lambda: state_of(run)[0] == RunState.COMPLETED, 90), (
+                f"not completed: {state_of(run)}"
+            )
+            elapsed = time.monotonic() - started
+        finally:
+            for worker in workers:
+                kill(worker)
+    run.refresh_from_db()
+    keys = list(run.responses.values_list("item_key", "sample_index"))
+    assert len(keys) == len(set(keys)) == expected
+    units = list(run.units.values_list("state", "attempts", "lost_leases", "last_error"))
+    assert {u[0] for u in units} == {UnitState.DONE}
+    assert {u[1] for u in units} == {0}  # a kill is not a failed attempt
+    assert sum(u[2] for u in units) >= 3  # the kills were seen, as lost leases
+    assert (run.error, run_status(run)) == ("", "Completed")
+    print(f"{expected} responses through 3 rounds of kill -9 in {elapsed:.1f} s")
+    assert server.calls <= expected + 3 * 4  # at most the calls in flight at each kill again
+
+
+def test_a_local_only_worker_resumes_a_run_and_a_restarted_one_finishes_it(tmp_path, tiny_llama):
+    """Issue 15, items 2, 4 and 7: `--queues local` finds the run; a SIGKILL of one child
+    (while the model loads) stops the whole `rundramatiq`, and once restarted, as its
+    supervisor does, it finishes the run."""
+    from benchmark.models import UnitState
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    path = tmp_path / "twelve.yaml"
+    path.write_text(SPEC.split("  - {key: q12,")[0].replace("slug: forty", "slug: twelve"))
+    version = load_tasks([path])[0].version
+    endpoint = ModelEndpoint.objects.create(
+        name="tiny-local", provider=Provider.HF, model=str(tiny_llama)
+    )
+    run = queue_run(
+        endpoint=endpoint, task_version=version, scoring_mode="sampled", samples=1, batch_size=2
+    )
+    expected = 12
+    env = worker_env()
+    local = {"queues": ("local",), "processes": 2, "threads": 1, "shutdown_ms": 2000}
+    t0 = time.monotonic()
+    worker = start_worker(env, **local)
+    try:
+        # The worst moment: a unit is claimed and its worker is loading the model.
+        assert wait_for(lambda: run.units.filter(state=UnitState.RUNNING).exists(), 60), (
+            "a local-only worker never picked the run up"
+        )
+        before_kill = run.responses.count()
+        assert len(children(worker.pid)) == 2
+        os.kill(children(worker.pid)[0], signal.SIGKILL)
+        # dramatiq stops every process when one dies (the others get 2 s to finish their
+        # message here): a supervisor must start it again.
+        assert worker.wait(60) != 0
+        done_at_kill = run.responses.count()
+        assert done_at_kill < expected
+        print(f"{time.monotonic() - t0:.1f} s: rundramatiq exited after the kill")
+        worker = start_worker(env, **local)
+        assert wait_for(lambda: state_of(run)[0] == RunState.COMPLETED, 120), (
+            f"not completed after the restart: {state_of(run)}"
+        )
+    finally:
+        kill(worker)
+    print(f"{time.monotonic() - t0:.1f} s: done; responses at the kill: {before_kill}")
+    run.refresh_from_db()
+    keys = list(run.responses.values_list("item_key", "sample_index"))
+    assert len(keys) == len(set(keys)) == expected
+    units = list(run.units.values_list("state", "attempts"))
+    assert set(units) == {(UnitState.DONE, 0)}
+    assert run.error == ""

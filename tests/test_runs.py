@@ -23,6 +23,7 @@ from benchmark.rendering import render_profile
 from benchmark.runners import get_runner
 from benchmark.runners.base import ScoreRequest
 from benchmark.services.execution import execute_unit
+from benchmark.services.progress import run_progress
 from benchmark.services.runs import (
     RunError,
     cancel_run,
@@ -31,7 +32,6 @@ from benchmark.services.runs import (
     reconcile_runs,
     resume_run,
     retry_failed,
-    run_progress,
 )
 from benchmark.services.tasks import load_tasks
 from tests.test_rendering import BANDIT
@@ -363,7 +363,7 @@ def test_a_poison_item_fails_after_three_attempts_and_the_rest_finishes(api_serv
     poisoned = run.units.get(payload=["q2"])
     assert (poisoned.state, poisoned.attempts) == (UnitState.FAILED, 3)
     assert "poisoned" in poisoned.last_error
-    assert "1 unit(s) failed after 3 attempts" in run.error
+    assert "1 unit(s) failed: unit 1: item q2: " in run.error
     assert sorted(run.responses.values_list("item_key", "sample_index")) == [("q1", 0), ("q1", 1)]
     assert run_progress(run).units_failed == 1
 

@@ -9,6 +9,7 @@ from benchmark.api.permissions import ModelPermissions
 from benchmark.forms_runs import QueueRunForm
 from benchmark.models import ModelEndpoint, ModelRun
 from benchmark.services import runs as run_services
+from benchmark.services.progress import run_progress, run_status
 
 
 class EndpointSerializer(serializers.ModelSerializer):
@@ -43,6 +44,9 @@ class ProgressSerializer(serializers.Serializer):
     rate_per_min = serializers.FloatField(allow_null=True)
     eta_seconds = serializers.FloatField(allow_null=True)
     cost_usd = serializers.DecimalField(max_digits=12, decimal_places=6)
+    starting = serializers.BooleanField(
+        help_text="no rate yet: the model is loading or the first answers are awaited"
+    )
 
 
 class RunSerializer(serializers.ModelSerializer):
@@ -51,6 +55,7 @@ class RunSerializer(serializers.ModelSerializer):
     endpoint = serializers.SlugRelatedField(slug_field="name", read_only=True)
     task = serializers.CharField(source="task_version.task.slug", read_only=True)
     progress = serializers.SerializerMethodField()
+    status = serializers.SerializerMethodField()
 
     class Meta:
         model = ModelRun
@@ -73,9 +78,11 @@ class RunSerializer(serializers.ModelSerializer):
             "estimated_cost_usd",
             "cost_usd",
             "state",
+            "status",
             "error",
             "created",
             "started",
+            "resumed",
             "finished",
             "progress",
         )
@@ -83,7 +90,11 @@ class RunSerializer(serializers.ModelSerializer):
     @extend_schema(responses=ProgressSerializer)
     def get_progress(self, run) -> dict:
         """Progress of the run."""
-        return ProgressSerializer(run_services.run_progress(run)).data
+        return ProgressSerializer(run_progress(run)).data
+
+    def get_status(self, run) -> str:
+        """The state in words, e.g. "Completed with 2 failed units"."""
+        return run_status(run)
 
 
 class QueueRunSerializer(serializers.Serializer):

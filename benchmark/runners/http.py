@@ -39,7 +39,11 @@ class ProviderError(RuntimeError):
 
 
 class EndpointUnreachable(ProviderError):
-    """No answer at all after every retry (connection refused, DNS, timeouts)."""
+    """No connection at all after every retry (connection refused, DNS, connect timeouts).
+
+    A server that accepted the connection but answered too slowly is up: that is a
+    plain `ProviderError`, never this.
+    """
 
 
 class MissingCredentials(ProviderError):
@@ -192,21 +196,49 @@ class HTTPTransport:
         jitter = random.uniform(0, min(self.backoff_max, self.backoff_base * 2**attempt))  # noqa: S311
         return max(retry_after or 0.0, jitter)
 
-    def post(self, path: str, payload: dict, *, tokens: int = 0) -> dict:
+    def post(
+        self, path: str, payload: dict, *, tokens: int = 0, timeout: float | None = None
+    ) -> dict:
         """POST JSON and return the decoded answer, retrying what is worth retrying.
+
+        Args:
+            path: appended to the base URL.
+            payload: the JSON body.
+            tokens: about how many tokens the request holds (rate limit).
+            timeout: seconds to wait for the answer (None: the client's default). A
+                request that timed out is sent again with twice the time: the server is
+                up, and the same request will take as long again.
 
         Raises:
             ProviderError: a final refusal (4xx) or a failure that outlasted the retries.
-            EndpointUnreachable: the server never answered.
+            EndpointUnreachable: no connection could be made.
         """
         last: ProviderError | None = None
+        read = timeout if timeout is not None else self.client.timeout.read
         for attempt in range(self.max_retries + 1):
             self.limiter.acquire(tokens)
             retry_after = None
             try:
-                response = self.client.post(path, json=payload, headers=self._headers())
-            except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                response = self.client.post(
+                    path,
+                    json=payload,
+                    headers=self._headers(),
+                    timeout=self.client.timeout if read is None else _timeout(read),
+                )
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 last = EndpointUnreachable(None, f"{type(exc).__name__} from {self.base_url}{path}")
+            except httpx.TimeoutException as exc:
+                waited = f"within {read:g} s " if read else ""
+                last = ProviderError(
+                    None,
+                    f"{self.base_url}{path} did not answer {waited}({type(exc).__name__}): "
+                    "the server is up but slow; raise the endpoint's `timeout`",
+                )
+                read = read * 2 if read else read
+            except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                last = ProviderError(
+                    None, f"{type(exc).__name__} from {self.base_url}{path}: connection dropped"
+                )
             else:
                 if response.status_code < 300:
                     try:
@@ -236,6 +268,11 @@ class HTTPTransport:
         """Close connections and threads."""
         self.pool.shutdown(wait=True)
         self.client.close()
+
+
+def _timeout(read: float) -> httpx.Timeout:
+    """Connecting takes seconds whatever the request; reading its answer takes ``read``."""
+    return httpx.Timeout(read, connect=min(read, 10.0))
 
 
 def _message(response: httpx.Response) -> str:

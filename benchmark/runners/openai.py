@@ -35,14 +35,19 @@ class OpenAIRunner(Runner):
     past the prompt's end and is never counted.
 
     Args:
-        base_url: the server, e.g. ``http://127.0.0.1:8001`` (``/v1/…`` is appended).
+        base_url: the server, e.g. ``http://127.0.0.1:8001`` or, as providers document
+            it, ``https://api.openai.com/v1`` (``/v1/…`` is appended once).
         model: the model name the server knows.
         api_key_env: environment variable holding the key, read at each request (None: no key).
         chat: send every sampling request as a chat (for chat-only models).
         max_concurrency: requests in flight at once (threads and pooled connections).
         requests_per_minute: request rate limit (None: none).
         tokens_per_minute: token rate limit, estimated from the text (None: none).
-        timeout: seconds per request before it counts as failed (and is retried).
+        timeout: seconds to wait for the answer to a small request; a request that
+            timed out is sent again with twice the time (the server is up but slow).
+        seconds_per_1k_tokens: added to ``timeout`` per thousand tokens of a request
+            (prompts and generated tokens), so a batch of long prompts gets the time it
+            needs on a slow server instead of being resent.
         max_retries: retries after the first attempt of a transient failure.
         backoff_base: first backoff ceiling in seconds; it doubles each retry.
         backoff_max: the largest backoff ceiling.
@@ -62,6 +67,7 @@ class OpenAIRunner(Runner):
         requests_per_minute: float | None = None,
         tokens_per_minute: float | None = None,
         timeout: float = 60.0,
+        seconds_per_1k_tokens: float = 10.0,
         max_retries: int = 5,
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
@@ -71,8 +77,12 @@ class OpenAIRunner(Runner):
         self.chat = chat
         self.batch_size = batch_size
         self.score_max_tokens = 0
+        self.timeout = timeout
+        self.seconds_per_1k_tokens = seconds_per_1k_tokens
         self.http = HTTPTransport(
-            base_url,
+            # Every path below starts with /v1: a base URL that already ends with it is the
+            # documented form of most providers, not a request for /v1/v1/….
+            base_url.rstrip("/").removesuffix("/v1"),
             api_key_env=api_key_env,
             auth_header="Authorization",
             auth_prefix="Bearer ",
@@ -88,6 +98,13 @@ class OpenAIRunner(Runner):
     def __repr__(self):
         return f"OpenAIRunner({self.model!r}, {self.http!r})"
 
+    def timeout_for(self, tokens: int) -> float:
+        """Seconds to wait for a request of about ``tokens`` tokens."""
+        return self.timeout + self.seconds_per_1k_tokens * tokens / 1000
+
+    def _post(self, path: str, payload: dict, tokens: int) -> dict:
+        return self.http.post(path, payload, tokens=tokens, timeout=self.timeout_for(tokens))
+
     def _echo(self, prompts: list[str]) -> list[dict]:
         """The echoed prompts' log-probabilities, one choice per prompt, in order."""
         payload = {
@@ -99,14 +116,14 @@ class OpenAIRunner(Runner):
         }
         tokens = sum(len(p) for p in prompts) // CHARS_PER_TOKEN
         try:
-            body = self.http.post(
-                "/v1/completions", {**payload, "max_tokens": self.score_max_tokens}, tokens=tokens
+            body = self._post(
+                "/v1/completions", {**payload, "max_tokens": self.score_max_tokens}, tokens
             )
         except ProviderError as exc:
             if exc.status != 400 or self.score_max_tokens:
                 raise
             self.score_max_tokens = 1
-            body = self.http.post("/v1/completions", {**payload, "max_tokens": 1}, tokens=tokens)
+            body = self._post("/v1/completions", {**payload, "max_tokens": 1}, tokens)
         choices = sorted(body.get("choices") or [], key=lambda c: c.get("index", 0))
         if len(choices) != len(prompts):
             raise ProviderError(
@@ -156,7 +173,7 @@ class OpenAIRunner(Runner):
             common["seed"] = r.seed
         tokens = len(r.prompt) // CHARS_PER_TOKEN + r.max_tokens * n
         if r.chat or self.chat:
-            body = self.http.post(
+            body = self._post(
                 "/v1/chat/completions",
                 {
                     **common,
@@ -164,11 +181,11 @@ class OpenAIRunner(Runner):
                     "logprobs": True,
                     "top_logprobs": 0,
                 },
-                tokens=tokens,
+                tokens,
             )
         else:
-            body = self.http.post(
-                "/v1/completions", {**common, "prompt": r.prompt, "logprobs": 1}, tokens=tokens
+            body = self._post(
+                "/v1/completions", {**common, "prompt": r.prompt, "logprobs": 1}, tokens
             )
         usage = body.get("usage") or {}
         out = []

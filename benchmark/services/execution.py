@@ -2,7 +2,8 @@
 
 Called by the dramatiq actors (and directly by tests and `manage.py run_model`). Safe
 to call twice for the same unit, concurrently or after a crash: the lease makes the
-second call a no-op while the first is alive; after a crash the retry skips every
+second call a no-op while the first is alive (`leases`: a thread keeps it while the
+unit is worked on, and every write checks it); after a crash the retry skips every
 (item, sample) that already has a response, and the response cache answers any call
 that had been made.
 """
@@ -21,7 +22,6 @@ from decimal import Decimal
 import numpy as np
 from django.db import IntegrityError, transaction
 from django.db.models import F
-from django.utils import timezone
 
 from benchmark.models import (
     CachedCall,
@@ -33,17 +33,16 @@ from benchmark.models import (
     RunState,
     ScoringMode,
     Transcript,
-    UnitState,
     WorkUnit,
 )
 from benchmark.rendering import Turn, environment_for, render_profile, render_prompt, spec_items
+from benchmark.services import leases
+from benchmark.services.leases import LeaseLost, Stop
 from benchmark.services.runs import (
     ACTIVE_RUN_STATES,
     CHARS_PER_TOKEN,
-    MAX_ATTEMPTS,
     cost_of,
     endpoint_capabilities,
-    lease,
     population_prompt,
     preamble_for,
 )
@@ -54,8 +53,7 @@ log = logging.getLogger(__name__)
 CLOSING = ">>"
 
 
-class Stop(Exception):
-    """The run was cancelled, paused or failed while this unit was working."""
+__all__ = ["LeaseLost", "Stop", "execute_unit"]
 
 
 class EndpointUnusable(Exception):
@@ -187,13 +185,18 @@ class Context:
         return self.run.endpoint
 
     def save(self, outcome: Outcome) -> None:
-        """Upsert one response, add its cost, apply the budget, extend the lease."""
+        """Upsert one response, add its cost, apply the budget, extend the lease.
+
+        Raises:
+            LeaseLost: another worker holds the unit now; nothing was written.
+        """
         cost = (
             Decimal(0)
             if outcome.cached
             else cost_of(self.endpoint, outcome.prompt_tokens, outcome.completion_tokens)
         )
         with transaction.atomic():
+            leases.hold(self.unit)  # locks the unit's row until this write commits
             ModelResponse.objects.update_or_create(
                 run=self.run,
                 item_key=outcome.item_key,
@@ -217,7 +220,6 @@ class Context:
             )
             if cost:
                 ModelRun.objects.filter(pk=self.run.pk).update(cost_usd=F("cost_usd") + cost)
-            WorkUnit.objects.filter(pk=self.unit.pk).update(lease_until=timezone.now() + lease())
         self.done.add((outcome.item_key, outcome.sample_index))
         self.check_active()
 
@@ -236,123 +238,47 @@ class Context:
             raise Stop(f"run is {state}")
 
 
-def _claim(unit_id: int) -> WorkUnit | None:
-    """Take the lease on a unit if it has work left and nobody else holds it."""
-    now = timezone.now()
-    with transaction.atomic():
-        unit = (
-            WorkUnit.objects.select_for_update(of=("self",))
-            .select_related("run", "run__endpoint", "run__task_version", "run__dataset")
-            .filter(pk=unit_id)
-            .first()
-        )
-        if unit is None or unit.state in (UnitState.DONE, UnitState.FAILED, UnitState.CANCELLED):
-            return None
-        if unit.run.state not in ACTIVE_RUN_STATES:
-            return None
-        if unit.state == UnitState.RUNNING and unit.lease_until and unit.lease_until > now:
-            return None
-        if unit.attempts >= MAX_ATTEMPTS:
-            unit.state = UnitState.FAILED
-            unit.save(update_fields=["state", "updated"])
-            _maybe_finish(unit.run_id)
-            return None
-        unit.attempts += 1
-        unit.state = UnitState.RUNNING
-        unit.lease_until = now + lease()
-        unit.save(update_fields=["attempts", "state", "lease_until", "updated"])
-        ModelRun.objects.filter(pk=unit.run_id, state=RunState.QUEUED).update(
-            state=RunState.RUNNING, started=now
-        )
-    return unit
-
-
 def execute_unit(unit_id: int) -> str:
     """Do the missing work of one unit.
 
     Returns:
         What happened: ``done``, ``skipped`` (finished, leased elsewhere, or run inactive),
-        ``stopped`` (cancelled or budget), ``retry`` (an error; attempts left) or ``failed``.
+        ``stopped`` (cancelled or budget), ``lost`` (another worker took the unit over),
+        ``retry`` (an error; attempts left) or ``failed``.
     """
-    unit = _claim(unit_id)
+    unit = leases.claim(unit_id)
     if unit is None:
         return "skipped"
     run = unit.run
-    try:
-        spec = spec_from_json(run.task_version.spec)
-        ctx = Context(
-            run=run,
-            unit=unit,
-            spec=spec,
-            items=spec_items(spec) if run.mode != RunMode.LIKELIHOOD else [],
-            runner=runner_for(run.endpoint),
-            done=set(run.responses.filter(unit=unit).values_list("item_key", "sample_index")),
-        )
-        errors = EXECUTORS[_executor_name(run, spec)](ctx)
-    except Stop:
-        WorkUnit.objects.filter(pk=unit.pk, state=UnitState.RUNNING).update(
-            state=UnitState.PENDING, lease_until=None
-        )
-        return "stopped"
-    except EndpointUnusable as exc:
-        _fail_run(run, str(exc))
-        return "failed"
-    except Exception as exc:
-        log.exception("unit %s of run %s failed", unit.pk, run.pk)
-        errors = [f"{type(exc).__name__}: {exc}"]
-    if errors:
-        return _release(unit, "; ".join(errors)[:2000])
-    WorkUnit.objects.filter(pk=unit.pk).update(
-        state=UnitState.DONE, lease_until=None, last_error=""
-    )
-    _maybe_finish(run.pk)
-    return "done"
-
-
-def _release(unit: WorkUnit, error: str) -> str:
-    final = unit.attempts >= MAX_ATTEMPTS
-    WorkUnit.objects.filter(pk=unit.pk).update(
-        state=UnitState.FAILED if final else UnitState.PENDING, lease_until=None, last_error=error
-    )
-    if final:
-        _maybe_finish(unit.run_id)
-        return "failed"
-    from benchmark import actors
-
-    # Back off before the next attempt: 2 s, 4 s, … (the lease is free meanwhile).
-    actors.send_unit(
-        unit.run.endpoint.queue_name, unit.pk, delay_ms=2000 * 2 ** (unit.attempts - 1)
-    )
-    return "retry"
-
-
-def _fail_run(run: ModelRun, message: str) -> None:
-    with transaction.atomic():
-        ModelRun.objects.filter(pk=run.pk).update(
-            state=RunState.FAILED, error=message[:4000], finished=timezone.now()
-        )
-        run.units.filter(state__in=[UnitState.PENDING, UnitState.RUNNING]).update(
-            state=UnitState.CANCELLED, lease_until=None
-        )
-
-
-def _maybe_finish(run_id: int) -> None:
-    """Mark a run completed once no unit is pending or running."""
-    with transaction.atomic():
-        run = ModelRun.objects.select_for_update().get(pk=run_id)
-        if run.state not in ACTIVE_RUN_STATES:
-            return
-        open_units = run.units.filter(state__in=[UnitState.PENDING, UnitState.RUNNING])
-        if open_units.exists():
-            return
-        failed = list(run.units.filter(state=UnitState.FAILED).values_list("index", "last_error"))
-        run.state = RunState.COMPLETED
-        run.finished = timezone.now()
-        if failed:
-            run.error = f"{len(failed)} unit(s) failed after {MAX_ATTEMPTS} attempts: " + "; ".join(
-                f"unit {i}: {e}" for i, e in failed[:5]
+    errors: list[str] = []
+    with leases.LeaseKeeper(unit):
+        try:
+            spec = spec_from_json(run.task_version.spec)
+            ctx = Context(
+                run=run,
+                unit=unit,
+                spec=spec,
+                items=spec_items(spec) if run.mode != RunMode.LIKELIHOOD else [],
+                runner=runner_for(run.endpoint),  # may load a model: the lease is kept meanwhile
+                done=set(run.responses.filter(unit=unit).values_list("item_key", "sample_index")),
             )
-        run.save(update_fields=["state", "finished", "error"])
+            errors = EXECUTORS[_executor_name(run, spec)](ctx)
+        except LeaseLost:
+            # Cancelled meanwhile, or taken over by another worker after this one stalled.
+            log.warning("unit %s of run %s is no longer held here: stopped", unit.pk, run.pk)
+            return "lost"
+        except Stop:
+            leases.give_back(unit)
+            return "stopped"
+        except EndpointUnusable as exc:
+            leases.fail_run(run, unit, str(exc))
+            return "failed"
+        except Exception as exc:
+            log.exception("unit %s of run %s failed", unit.pk, run.pk)
+            errors = [f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__]
+    if errors:
+        return leases.release_after_error(unit, "; ".join(errors))
+    return "done" if leases.finish(unit) else "lost"
 
 
 def _executor_name(run: ModelRun, spec) -> str:

@@ -18,10 +18,11 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Q, Sum
+from django.db.models import Q
 from django.utils import timezone
 
 from benchmark.models import (
+    Beat,
     ModelEndpoint,
     ModelRun,
     RunMode,
@@ -363,38 +364,69 @@ def resume_run(*, run: ModelRun, budget_usd: Decimal | None = None) -> ModelRun:
         run.budget_usd = budget_usd
     if run.budget_usd is not None and run.cost_usd >= run.budget_usd:
         raise RunError(f"the run has spent {run.cost_usd} of its {run.budget_usd} USD budget")
-    units = run.units.filter(state__in=[UnitState.PENDING, UnitState.CANCELLED, UnitState.RUNNING])
+    # A unit whose worker is alive keeps its lease and goes on; the others are free.
+    units = run.units.filter(
+        Q(state__in=[UnitState.PENDING, UnitState.CANCELLED])
+        | Q(state=UnitState.RUNNING, lease_until__isnull=True)
+        | Q(state=UnitState.RUNNING, lease_until__lt=timezone.now())
+    )
     ids = list(units.values_list("pk", flat=True))
-    units.update(state=UnitState.PENDING, lease_until=None)
-    run.state = RunState.QUEUED if ids else run.state
-    run.finished = None if ids else run.finished
-    run.save(update_fields=["state", "finished", "budget_usd"])
+    units.update(state=UnitState.PENDING, lease_until=None, lease_token="")
+    if ids or run.units.filter(state=UnitState.RUNNING).exists():
+        run.state = RunState.QUEUED
+        run.finished = None
+        run.resumed = timezone.now()
+        run.error = ""
+    run.save(update_fields=["state", "finished", "budget_usd", "resumed", "error"])
     _enqueue_on_commit(run, ids)
     return run
 
 
+def retryable_units(run: ModelRun):
+    """The units `retry_failed` would queue again: failed ones, and those a failed run stopped."""
+    states = [UnitState.FAILED]
+    if run.state == RunState.FAILED:
+        # The run failed (e.g. the endpoint could not be reached) and cancelled its open units.
+        states.append(UnitState.CANCELLED)
+    return run.units.filter(state__in=states)
+
+
 @transaction.atomic
 def retry_failed(*, run: ModelRun) -> ModelRun:
-    """Give failed units a fresh set of attempts and queue them again."""
+    """Give failed units a fresh set of attempts and queue them again.
+
+    The units a failed run cancelled (an unreachable endpoint, a refused key) are queued
+    again too, so retrying such a run after fixing the endpoint finishes it.
+
+    Raises:
+        RunError: the run has nothing to retry.
+    """
     run = ModelRun.objects.select_for_update().get(pk=run.pk)
-    failed = run.units.filter(state=UnitState.FAILED)
-    ids = list(failed.values_list("pk", flat=True))
-    failed.update(state=UnitState.PENDING, attempts=0, last_error="", lease_until=None)
-    if ids:
-        run.state = RunState.QUEUED
-        run.finished = None
-        run.error = ""
-        run.save(update_fields=["state", "finished", "error"])
-        _enqueue_on_commit(run, ids)
+    units = retryable_units(run)
+    ids = list(units.values_list("pk", flat=True))
+    if not ids:
+        raise RunError(f"run {run.pk} has no failed units to retry")
+    units.update(
+        state=UnitState.PENDING, attempts=0, lost_leases=0, last_error="", lease_until=None
+    )
+    run.state = RunState.QUEUED
+    run.finished = None
+    run.resumed = timezone.now()
+    run.error = ""
+    run.save(update_fields=["state", "finished", "error", "resumed"])
+    _enqueue_on_commit(run, ids)
     return run
 
 
-def reconcile_runs(now=None) -> int:
+def reconcile_runs(now=None, *, pending_older_than: timedelta | None = None) -> int:
     """Re-enqueue units of active runs that nobody is working on.
 
-    Pending units (their message may have been lost with an in-memory broker) and
-    running units whose lease expired (their worker died) are sent again. Sending
-    twice is harmless: `execute_unit` takes a lease and skips finished work.
+    Running units whose lease expired (their worker died) are sent again, and so are
+    pending units (their message may have been lost: an in-memory broker, or a worker
+    that had prefetched it and died). With ``pending_older_than``, only units untouched
+    for that long are sent, so a periodic reconcile does not pile duplicate messages on
+    units that are simply waiting their turn; a sent unit is touched. Sending twice is
+    harmless: `execute_unit` takes a lease and skips finished work.
 
     Returns:
         How many units were re-enqueued.
@@ -402,64 +434,34 @@ def reconcile_runs(now=None) -> int:
     now = now or timezone.now()
     count = 0
     runs = ModelRun.objects.filter(state__in=ACTIVE_RUN_STATES).select_related("endpoint")
+    untouched = Q() if pending_older_than is None else Q(updated__lt=now - pending_older_than)
     for run in runs:
         with transaction.atomic():
-            stale = run.units.filter(
+            stale = run.units.filter(untouched).filter(
                 Q(state=UnitState.PENDING)
                 | Q(state=UnitState.RUNNING, lease_until__lt=now)
                 | Q(state=UnitState.RUNNING, lease_until__isnull=True)
             )
             ids = list(stale.values_list("pk", flat=True))
-            stale.filter(state=UnitState.RUNNING).update(state=UnitState.PENDING)
+            # Expired units stay `running`: the next claim counts the lost lease.
+            WorkUnit.objects.filter(pk__in=ids).update(updated=now)
             _enqueue_on_commit(run, ids)
         count += len(ids)
     return count
 
 
-# --- progress -------------------------------------------------------------------------------
+def reconcile_if_due(*, every: timedelta, now=None) -> int | None:
+    """Run `reconcile_runs` unless some process did less than ``every`` ago.
 
+    Every worker process calls this periodically, whatever queues it reads; moving the
+    ``reconcile`` `Beat` forward is one conditional UPDATE, so one process per period
+    wins and the others skip.
 
-@dataclass(frozen=True)
-class Progress:
-    """How far a run is, for the admin and the API."""
-
-    done: int
-    total: int
-    units_done: int
-    units_failed: int
-    units_total: int
-    errors: list[str]
-    rate_per_min: float | None
-    eta_seconds: float | None
-    cost_usd: Decimal
-
-
-def run_progress(run: ModelRun) -> Progress:
-    """Responses done of expected, unit states, rate, ETA and cost of a run."""
-    units = run.units.aggregate(
-        total=Sum("expected"),
-        n=Count("pk"),
-        done=Count("pk", filter=Q(state=UnitState.DONE)),
-        failed=Count("pk", filter=Q(state=UnitState.FAILED)),
-    )
-    done = run.responses.count()
-    total = units["total"] or 0
-    errors = list(run.units.exclude(last_error="").values_list("last_error", flat=True)[:5])
-    rate = eta = None
-    if run.started and done:
-        end = run.finished or timezone.now()
-        minutes = max((end - run.started).total_seconds() / 60, 1e-6)
-        rate = done / minutes
-        if not run.finished and total > done:
-            eta = (total - done) / rate * 60
-    return Progress(
-        done=done,
-        total=total,
-        units_done=units["done"],
-        units_failed=units["failed"],
-        units_total=units["n"],
-        errors=errors,
-        rate_per_min=rate,
-        eta_seconds=eta,
-        cost_usd=run.cost_usd,
-    )
+    Returns:
+        Units re-enqueued, or None when it was not due.
+    """
+    now = now or timezone.now()
+    Beat.objects.get_or_create(name="reconcile", defaults={"due": now})
+    if not Beat.objects.filter(name="reconcile", due__lte=now).update(due=now + every):
+        return None
+    return reconcile_runs(now, pending_older_than=lease())

@@ -36,7 +36,7 @@ def hf(tiny_llama):
 
 
 def openai(server, **kw):
-    return get_runner("openai", base_url=server.url, model="tiny", **{**FAST, **kw})
+    return get_runner("openai", **{"base_url": server.url, "model": "tiny", **FAST, **kw})
 
 
 def test_scores_equal_the_hf_runner(server, hf):
@@ -176,15 +176,48 @@ def test_a_timeout_is_retried_then_succeeds(server):
     assert server.calls == 2
 
 
-def test_timeouts_that_persist_are_reported_unreachable(server):
-    server.latency = 0.6
+def test_a_timed_out_request_is_resent_with_twice_the_time(server):
+    server.latency = 0.5  # every call: longer than the first timeout, shorter than the second
+    with openai(server, timeout=0.3, seconds_per_1k_tokens=0, max_retries=1) as runner:
+        assert runner.score([REQUESTS[1]])[0].logprob < 0
+    assert server.calls == 2
+    time.sleep(0.5)  # let the stalled handler finish before the next test resets the counts
+
+
+def test_a_live_but_slow_server_is_never_called_unreachable(server):
+    server.latency = 0.8
     with (
-        openai(server, timeout=0.1, max_retries=1) as runner,
-        pytest.raises(EndpointUnreachable, match="ReadTimeout"),
+        openai(server, timeout=0.1, seconds_per_1k_tokens=0, max_retries=1) as runner,
+        pytest.raises(ProviderError, match=r"did not answer within 0\.2 s") as info,
     ):
         runner.score([REQUESTS[0]])
+    assert not isinstance(info.value, EndpointUnreachable)
+    assert "up but slow" in str(info.value)
     assert server.calls == 2
-    time.sleep(0.7)  # let the stalled handlers finish before the next test resets the counts
+    time.sleep(0.9)  # let the stalled handlers finish before the next test resets the counts
+
+
+def test_the_timeout_grows_with_the_request(server):
+    with openai(server, timeout=60, seconds_per_1k_tokens=10) as runner:
+        # The case: a default batch of 16 transcripts of 1,500 tokens.
+        assert runner.timeout_for(16 * 1500) == 60 + 240
+    server.latency = 0.6
+    prompts = [r.context + r.continuation for r in REQUESTS]
+    tokens = sum(len(p) for p in prompts) // 4
+    # 0.2 s for a small request, but this batch's tokens buy it more than the server needs.
+    per_1k = 1000 * 0.8 / tokens
+    with openai(server, timeout=0.2, seconds_per_1k_tokens=per_1k, batch_size=16) as runner:
+        assert runner.timeout_for(tokens) == pytest.approx(1.0)
+        assert len(runner.score(REQUESTS)) == len(REQUESTS)
+    assert server.calls == 1  # answered on the first try: nothing resent
+
+
+def test_a_base_url_ending_in_v1_works(server, hf):
+    with openai(server, base_url=server.url + "/v1/") as runner:
+        got = runner.score(REQUESTS[:2])
+    want = hf.score(REQUESTS[:2])
+    assert [g.logprob for g in got] == pytest.approx([w.logprob for w in want], abs=1e-4)
+    assert server.calls == 1
 
 
 def test_a_closed_port_is_unreachable(server):

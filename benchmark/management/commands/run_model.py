@@ -7,7 +7,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from benchmark.models import HumanDataset, ModelEndpoint, RunMode, RunState, Task
 from benchmark.services.execution import execute_unit
-from benchmark.services.runs import RunError, estimate_cost, queue_run, run_progress
+from benchmark.services.progress import run_progress
+from benchmark.services.runs import RunError, estimate_cost, queue_run
 
 
 class Command(BaseCommand):

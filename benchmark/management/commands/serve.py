@@ -1,10 +1,12 @@
 """``manage.py serve``: the embedded mode in one process (web server + in-process worker)."""
 
+import threading
+
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from config.broker import start_embedded_worker
+from config.broker import start_embedded_worker, start_reconcile_loop
 
 
 class Command(BaseCommand):
@@ -21,10 +23,12 @@ class Command(BaseCommand):
         if settings.BROKER_URL:
             self.stdout.write(f"Broker {settings.DRAMATIQ_BROKER['BROKER']}: no in-process worker.")
         else:
-            from benchmark.actors import reconcile
+            from benchmark.services.runs import reconcile_runs
 
             start_embedded_worker(threads)
-            reconcile.send()  # picks up work interrupted when the last process stopped
+            # In-memory messages died with the last process: every open unit is sent again.
+            reconcile_runs()
+            start_reconcile_loop(threading.Event())
             self.stdout.write(f"Embedded mode: in-process worker with {threads} thread(s).")
         # The autoreloader would fork a second process with a second worker: off.
         call_command("runserver", addrport, use_reloader=False)
