@@ -6,7 +6,8 @@ from django.shortcuts import render
 from django.urls import reverse
 
 from benchmark.models import ModelRun, Task
-from benchmark.services.runs import ACTIVE_RUN_STATES, run_progress
+from benchmark.services.progress import run_progress
+from benchmark.services.runs import ACTIVE_RUN_STATES
 from participants.models import Study, StudyStatus
 
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('benchmark', '0002_runs'),
+        ('benchmark', '0003_supersession_unknown_participants'),
     ]
 
     operations = [
