@@ -215,10 +215,16 @@ def test_resume_keeps_the_first_start_and_the_rate_counts_from_the_resume(hf_end
     assert p.rate_per_min > 10  # not 4 responses over an hour and more
 
 
-def test_the_time_left_comes_from_the_stretch_and_not_from_the_model_loading(hf_endpoint, four):
+def test_the_time_left_comes_from_the_stretch_and_not_from_the_model_loading(
+    hf_endpoint, four, monkeypatch
+):
+    from benchmark.services import progress
+
     run = queue_run(endpoint=hf_endpoint, task_version=four, batch_size=1)
     units = list(run.units.order_by("index"))
     now = timezone.now()
+    # The clock stands still, so a slow machine does not stretch the measured interval.
+    monkeypatch.setattr(progress.timezone, "now", lambda: now)
     # The model took 40 s to load; then two answers 1 s apart.
     ModelRun.objects.filter(pk=run.pk).update(
         state=RunState.RUNNING, started=now - timedelta(seconds=42)
