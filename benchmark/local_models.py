@@ -82,14 +82,14 @@ def prepare_smollm2(
         The folder and the model revision (first 12 hex digits of the GGUF file's sha256).
     """
     say = say or (lambda text: None)
-    gguf = smollm2_gguf()
     target = target or Path(settings.VAR_DIR) / "models" / SMOLLM2_ENDPOINT
     marker = target / "geppetto-source.json"
-    if marker.exists():
-        source = json.loads(marker.read_text())
-        if source.get("format") == FOLDER_FORMAT:
-            return target, source["revision"]
+    source = json.loads(marker.read_text()) if marker.exists() else None
+    if source is not None and source.get("format") == FOLDER_FORMAT:
+        return target, source["revision"]
+    if source is not None:
         say(f"{target} was written by an older release: converting it again")
+    gguf = smollm2_gguf()
 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
