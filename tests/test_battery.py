@@ -129,7 +129,8 @@ NORMS_TASK = GOOD + textwrap.dedent(
 
 
 @pytest.mark.django_db
-def test_a_bundled_norms_file_becomes_a_norms_dataset_once(tmp_path, monkeypatch):
+@pytest.mark.embedded
+def test_a_bundled_norms_file_becomes_a_norms_dataset_once(tmp_path, monkeypatch, admin_client):
     monkeypatch.setattr(loaders, "DATA_DIR", tmp_path)
     (tmp_path / "norms.csv").write_text(
         HEADER + "X,Women,mean,2.2,0.5,80,Paper Table 1\nX,Men,sum,3.9,1.1,70,Paper Table 1\n"
@@ -145,6 +146,10 @@ def test_a_bundled_norms_file_becomes_a_norms_dataset_once(tmp_path, monkeypatch
     ]
     (again,) = load_tasks([task])
     assert again.datasets_created == [] and HumanDataset.objects.count() == 1
+    page = admin_client.get(f"/admin/benchmark/humandataset/{dataset.pk}/change/")
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "Paper Table 1" in html and "3.9" in html and "Published norms" in html
 
 
 @pytest.mark.django_db
@@ -245,6 +250,7 @@ def _hand_score(run, items, low, high, statistic="mean"):
 
 
 @pytest.mark.django_db
+@pytest.mark.embedded
 def test_a_runs_z_scores_against_norms_match_a_hand_computation(hf_endpoint, tmp_path):
     version = _load(tmp_path, GOOD)
     norms, _ = create_norms_dataset(

@@ -75,6 +75,7 @@ def test_every_instrument_with_sub_scales_becomes_a_questionnaire(psychobench_fi
 
 
 @pytest.mark.django_db
+@pytest.mark.embedded
 def test_import_stores_the_published_norm_rows_exactly_and_only_once(psychobench_file):
     out = StringIO()
     call_command("import_psychobench", str(psychobench_file), stdout=out)
@@ -123,6 +124,7 @@ def _broken_copy(source: Path, tmp_path: Path, edit) -> Path:
 
 
 @pytest.mark.django_db
+@pytest.mark.embedded
 def test_a_bad_instrument_stops_the_import_naming_it_and_nothing_is_written(
     psychobench_file, tmp_path
 ):
