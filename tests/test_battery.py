@@ -150,6 +150,18 @@ def test_a_bundled_norms_file_becomes_a_norms_dataset_once(tmp_path, monkeypatch
     html = page.content.decode()
     assert page.status_code == 200
     assert "Paper Table 1" in html and "3.9" in html and "Published norms" in html
+    listed = admin_client.get("/api/v1/datasets/?kind=norms").json()["results"]
+    assert [(d["slug"], d["kind"]) for d in listed] == [("mini-q-norms", "norms")]
+    assert listed[0]["norms"][1] == {
+        "scale": "X",
+        "group": "Women",
+        "statistic": "mean",
+        "mean": 2.2,
+        "sd": 0.5,
+        "n": 80,
+        "source": "Paper Table 1",
+    }
+    assert admin_client.get("/api/v1/datasets/?kind=responses").json()["count"] == 0
 
 
 @pytest.mark.django_db
