@@ -12,10 +12,22 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from benchmark.models import DatasetKind, HumanDataset, Item, ScaleNorm, Task, TaskVersion
+from benchmark.models import (
+    DatasetKind,
+    HumanDataset,
+    Item,
+    ModelEndpoint,
+    Provider,
+    ScaleNorm,
+    Task,
+    TaskVersion,
+)
 from benchmark.norms import NormsError
 from benchmark.psychobench import parse_questionnaires
 from benchmark.services.norms import import_psychobench
+from benchmark.services.runs import queue_run
+from scoring.norms import scale_positions
+from tests.test_runs import drain
 
 FILE = (
     Path(__file__).resolve().parents[2] / "shared" / "data" / "psychobench" / "questionnaires.json"
@@ -152,3 +164,27 @@ def test_unreadable_files_are_refused_clearly(tmp_path):
         parse_questionnaires(json.dumps([{"name": "Empathy", "categories": [{}]}]), "q.json")
     with pytest.raises(CommandError, match="no such file"):
         call_command("import_psychobench", str(tmp_path / "nope.json"))
+
+
+@pytest.mark.django_db
+def test_a_models_lot_r_sum_is_z_scored_against_the_published_norm(psychobench_file, tiny_llama):
+    import_psychobench(path=psychobench_file)
+    version = TaskVersion.objects.get(task__slug="psychobench-lot-r")
+    endpoint = ModelEndpoint.objects.create(
+        name="tiny", provider=Provider.HF, model=str(tiny_llama)
+    )
+    run = queue_run(endpoint=endpoint, task_version=version, batch_size=100)
+    drain(run)
+    # By hand: LOT-R sums items 1, 3, 4, 7, 9, 10 answered 0–4, items 3, 7 and 9 as 4 − x;
+    # items 2, 5, 6 and 8 are fillers. Published norm: 14.7 ± 4 (n = 1,288).
+    total = 0.0
+    for number in (1, 3, 4, 7, 9, 10):
+        dist = run.responses.get(item_key=f"q{number}").distribution
+        expected = sum(p * int(k) for k, p in dist.items())
+        total += 4 - expected if number in (3, 7, 9) else expected
+    norms = HumanDataset.objects.get(slug="psychobench-lot-r-norms")
+    (row,) = scale_positions(run=run, dataset=norms)
+    assert (row.scale, row.construct, row.statistic, row.n) == ("overall", "optimism", "sum", 1288)
+    assert row.score == pytest.approx(total, abs=1e-9)
+    assert row.z == pytest.approx((total - 14.7) / 4, abs=1e-9)
+    assert run.responses.count() == 10  # the fillers are asked, as in the instrument
