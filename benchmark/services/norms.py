@@ -49,7 +49,8 @@ def create_norms_dataset(
         file_name: the file they were read from.
 
     Returns:
-        The dataset and whether it was created now.
+        The dataset and whether it was created now. Its ``n_participants`` is the largest
+        group's n (groups may overlap, e.g. everyone and women).
 
     Raises:
         NormsError: no rows, or the slug is taken by other content.
@@ -109,6 +110,7 @@ def import_psychobench(*, path: Path) -> PsychoBenchImport:
 
     Raises:
         NormsError: an unreadable file or any invalid instrument (nothing is written).
+        SpecError: an instrument whose prompt cannot be rendered (nothing is written).
     """
     from benchmark.services.tasks import create_version, expand_spec
 
