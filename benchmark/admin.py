@@ -15,7 +15,15 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from benchmark.forms import Psych201UploadForm, SupersedeForm
-from benchmark.models import HumanDataset, Item, ItemDistribution, Task, TaskVersion, Transcript
+from benchmark.models import (
+    HumanDataset,
+    Item,
+    ItemDistribution,
+    ScaleNorm,
+    Task,
+    TaskVersion,
+    Transcript,
+)
 
 
 def _is_changelist(model_admin, request) -> bool:
@@ -54,6 +62,15 @@ class VersionInline(ReadOnlyMixin, admin.TabularInline):
     show_change_link = True
     extra = 0
     ordering = ("-number",)
+
+
+class ScaleNormInline(ReadOnlyMixin, admin.TabularInline):
+    """The published norms of a ``norms`` dataset: one row per scale and group."""
+
+    model = ScaleNorm
+    fields = ("scale", "group", "statistic", "mean", "sd", "n", "source")
+    readonly_fields = fields
+    extra = 0
 
 
 @admin.register(Task)
@@ -229,14 +246,16 @@ class ItemAdmin(ReadOnlyAdmin):
 
 @admin.register(HumanDataset)
 class HumanDatasetAdmin(admin.ModelAdmin):
-    """Human data: imported Psych-201 files, bundled data and collected studies."""
+    """Human data: imported Psych-201 files, bundled data, collected studies and norms."""
 
-    list_display = ("slug", "name", "task", "source", "participants", "created")
-    list_filter = ("source", "task")
+    list_display = ("slug", "name", "task", "source", "kind", "participants", "created")
+    list_filter = ("source", "kind", "task")
     search_fields = ("slug", "name", "file_name")
+    inlines = (ScaleNormInline,)
     readonly_fields = (
         "slug",
         "source",
+        "kind",
         "content_sha256",
         "file_name",
         "n_participants",

@@ -128,6 +128,13 @@ class DatasetSource(models.TextChoices):
     COLLECTED = "collected", "Collected by a study"
 
 
+class DatasetKind(models.TextChoices):
+    """What a human dataset holds."""
+
+    RESPONSES = "responses", "Responses of people"
+    NORMS = "norms", "Published norms"
+
+
 class HumanDataset(models.Model):
     """Human behaviour for a task: per-participant transcripts and/or per-item counts."""
 
@@ -148,6 +155,12 @@ class HumanDataset(models.Model):
         blank=True,
         default=0,
         help_text="distinct people; empty when the source does not say",
+    )
+    kind = models.CharField(
+        max_length=20,
+        choices=DatasetKind.choices,
+        default=DatasetKind.RESPONSES,
+        help_text="norms: per-scale mean, SD and n of people (ScaleNorm rows), no answers",
     )
     created = models.DateTimeField(auto_now_add=True)
 
@@ -227,6 +240,46 @@ class ItemDistribution(models.Model):
     def counts(self) -> dict[str, float]:
         """Expected counts per option (proportion × n); not always whole numbers."""
         return {key: p * self.n for key, p in self.proportions.items()}
+
+
+# --- Published norms (the Π battery) --------------------------------------------------
+
+
+class NormStatistic(models.TextChoices):
+    """Which scale score the published mean and SD describe."""
+
+    MEAN = "mean", "Mean of the keyed items"
+    SUM = "sum", "Sum of the keyed items"
+
+
+class ScaleNorm(models.Model):
+    """People's mean, SD and n on one scale, for one group, as a source published them.
+
+    Rows rather than JSON so that the database keeps them valid (a positive SD, n of
+    two or more, one row per scale and group) and they can be filtered by scale.
+    """
+
+    dataset = models.ForeignKey(HumanDataset, on_delete=models.CASCADE, related_name="norms")
+    scale = models.CharField(max_length=100, help_text="scale key in the task spec")
+    group = models.CharField(max_length=200, help_text="e.g. 'all', 'Female', 'Students (Men)'")
+    statistic = models.CharField(max_length=10, choices=NormStatistic.choices)
+    mean = models.FloatField()
+    sd = models.FloatField()
+    n = models.PositiveIntegerField()
+    source = models.CharField(max_length=500, help_text="citation, with page or table")
+
+    class Meta:
+        ordering = ["dataset", "scale", "group"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["dataset", "scale", "group"], name="scalenorm_unique_group"
+            ),
+            models.CheckConstraint(condition=models.Q(sd__gt=0), name="scalenorm_sd_positive"),
+            models.CheckConstraint(condition=models.Q(n__gte=2), name="scalenorm_n_two"),
+        ]
+
+    def __str__(self):
+        return f"{self.dataset.slug}/{self.scale}/{self.group}: {self.mean} ± {self.sd}"
 
 
 # --- Language models and runs --------------------------------------------------------

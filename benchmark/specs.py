@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
 ANSWER_MARK = "<<{answer}>>"
 SLUG = r"^[a-z0-9][a-z0-9-]*$"
@@ -85,7 +93,7 @@ class HumanDataRef(_Strict):
 
     slug: str = Field(pattern=SLUG)
     name: str
-    loader: Literal["ipip_csv", "choices13k", "psych201"]
+    loader: Literal["ipip_csv", "choices13k", "psych201", "norms_csv"]
     file: str
     licence: str
     provenance: str
@@ -126,13 +134,47 @@ class LikertScale(_Strict):
         ]
 
 
+CONSTRUCT = r"^[a-z][a-z0-9' -]*[a-z0-9]$"
+
+
 class SubScale(_Strict):
-    """A scale that items are summed into, with optional published norms."""
+    """A scale that items are summed into, with optional published norms.
+
+    ``construct`` names what the scale measures in a canonical lowercase form
+    (``neuroticism``), so the same construct is found across instruments;
+    ``orients_pi`` marks the scale whose higher score means more self-attributed
+    human-like experience (it fixes the sign of Π).
+    """
 
     name: str
     norms: dict[str, float] | None = Field(
         default=None, description="published human mean/sd of the scale score"
     )
+    # Spelt ``construct`` in YAML and JSON; a field of that name would shadow
+    # pydantic's ``BaseModel.construct``.
+    model_config = ConfigDict(extra="forbid", frozen=True, serialize_by_alias=True)
+    construct_name: str | None = Field(
+        default=None,
+        alias="construct",
+        pattern=CONSTRUCT,
+        max_length=100,
+        description="canonical lowercase name",
+    )
+    orients_pi: bool = Field(default=False, description="a higher score means a higher Π")
+
+    @model_serializer(mode="wrap")
+    def _canonical(self, handler, info):
+        data = handler(self)
+        if (info.context or {}).get("canonical"):
+            # Fields added after tasks were first hashed are left out of the canonical
+            # form at their defaults, so the hash of every existing spec stays the same.
+            for name, default in _ADDED_LATER.items():
+                if data.get(name) == default:
+                    data.pop(name)
+        return data
+
+
+_ADDED_LATER = {"construct": None, "orients_pi": False}
 
 
 class QuestionnaireItem(_Strict):
@@ -173,6 +215,12 @@ class QuestionnaireSpec(_SpecBase):
                     ("items", index, "scale"),
                     f"{item.scale!r} is not one of the scales {sorted(self.scales)}",
                 )
+        orienting = [key for key, scale in self.scales.items() if scale.orients_pi]
+        if len(orienting) > 1:
+            raise FieldError(
+                ("scales", orienting[1], "orients_pi"),
+                f"only one scale can orient Π; {orienting[0]!r} already does",
+            )
         return self
 
     def options_for(self, item_key: str) -> list[Option]:
@@ -384,8 +432,14 @@ def load_spec_file(path: Path):
 
 
 def canonical_json(spec: BaseModel | dict) -> str:
-    """The canonical text of a spec: sorted keys, no whitespace, defaults filled in."""
-    data = spec.model_dump(mode="json") if isinstance(spec, BaseModel) else spec
+    """The canonical text of a spec: sorted keys, no whitespace, defaults filled in.
+
+    Fields added to the schema later (`_ADDED_LATER`) are left out at their defaults:
+    an unchanged file keeps its hash and creates no new version.
+    """
+    if isinstance(spec, dict):
+        spec = spec_from_json(spec)
+    data = spec.model_dump(mode="json", context={"canonical": True})
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 

@@ -99,6 +99,10 @@ def test_bundled_tasks_and_human_data_load_once():
         "two-armed-bandit",
         "thoma2025-riskychoice",
         "franke2024-bayesian",
+        "ipip-neuroticism",
+        "ipip-neo-120-pi-facets",
+        "spane",
+        "flourishing-scale",
     }
     ipip = HumanDataset.objects.get(slug="ipip-big5-50-openpsychometrics")
     assert ipip.n_participants == 19_719

@@ -29,13 +29,13 @@ class ItemFilter(django_filters.FilterSet):
 
 
 class DatasetFilter(django_filters.FilterSet):
-    """Datasets by task slug, source and slug."""
+    """Datasets by task slug, source, kind and slug."""
 
     task = django_filters.CharFilter(field_name="task__slug")
 
     class Meta:
         model = HumanDataset
-        fields = ("task", "source", "slug")
+        fields = ("task", "source", "kind", "slug")
 
 
 class TranscriptFilter(django_filters.FilterSet):

@@ -3,7 +3,15 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from benchmark.models import HumanDataset, Item, ItemDistribution, Task, TaskVersion, Transcript
+from benchmark.models import (
+    HumanDataset,
+    Item,
+    ItemDistribution,
+    ScaleNorm,
+    Task,
+    TaskVersion,
+    Transcript,
+)
 
 
 class TaskSerializer(serializers.ModelSerializer):
@@ -107,10 +115,19 @@ class ItemSerializer(serializers.ModelSerializer):
         fields = ("id", "version", "key", "position", "text", "options", "scale", "reverse", "data")
 
 
+class ScaleNormSerializer(serializers.ModelSerializer):
+    """One published norm of a ``norms`` dataset."""
+
+    class Meta:
+        model = ScaleNorm
+        fields = ("scale", "group", "statistic", "mean", "sd", "n", "source")
+
+
 class DatasetSerializer(serializers.ModelSerializer):
-    """A human dataset."""
+    """A human dataset; a ``norms`` dataset lists its norms."""
 
     task = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    norms = ScaleNormSerializer(many=True, read_only=True)
 
     class Meta:
         model = HumanDataset
@@ -120,12 +137,14 @@ class DatasetSerializer(serializers.ModelSerializer):
             "name",
             "task",
             "source",
+            "kind",
             "file_name",
             "content_sha256",
             "licence",
             "provenance",
             "n_participants",
             "created",
+            "norms",
         )
 
 

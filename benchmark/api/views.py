@@ -78,7 +78,7 @@ class ItemViewSet(ReadOnly):
 class DatasetViewSet(ReadOnly):
     """Human datasets."""
 
-    queryset = HumanDataset.objects.select_related("task")
+    queryset = HumanDataset.objects.select_related("task").prefetch_related("norms")
     serializer_class = s.DatasetSerializer
     filterset_class = f.DatasetFilter
     search_fields = ("slug", "name", "file_name")

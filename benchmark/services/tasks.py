@@ -22,6 +22,7 @@ from benchmark.models import (
     TaskVersion,
     Transcript,
 )
+from benchmark.norms import read_norms_csv
 from benchmark.rendering import RenderError, Turn, render_prompt, render_transcript, spec_items
 from benchmark.specs import SpecError, load_spec_file, spec_hash
 
@@ -114,7 +115,9 @@ def prepare(paths: list[Path]) -> list[tuple[Path, object]]:
     prepared, problems = [], []
     for path in paths:
         try:
-            prepared.append((path, expand_spec(load_spec_file(path), str(path))))
+            spec = expand_spec(load_spec_file(path), str(path))
+            _check_norms(spec, str(path))
+            prepared.append((path, spec))
         except SpecError as exc:
             problems.append(exc)
     if problems:
@@ -127,6 +130,18 @@ def prepare(paths: list[Path]) -> list[tuple[Path, object]]:
             ", ".join(str(p) for p, _ in prepared), [(None, "slug", f"used twice: {dupes}")]
         )
     return prepared
+
+
+def _check_norms(spec, path: str) -> None:
+    """Read every norms file a spec names, so a bad one stops the load before any write."""
+    for index, ref in enumerate(spec.human_data):
+        if ref.loader == "norms_csv":
+            if spec.kind != "questionnaire":
+                raise SpecError(path, [(None, f"human_data[{index}].loader", "norms need scales")])
+            try:
+                read_norms_csv(loaders.data_path(ref.file), set(spec.scales))
+            except ValueError as exc:  # NormsError too
+                raise SpecError(path, [(None, f"human_data[{index}].file", str(exc))]) from None
 
 
 def _qualified(exc: SpecError):
@@ -284,6 +299,20 @@ def load_bundled_dataset(ref, *, task: Task, version: TaskVersion) -> HumanDatas
     }
     if ref.loader == "choices13k":
         return _load_distributions(ref, path, digest, common=common, version=version)
+    if ref.loader == "norms_csv":
+        from benchmark.services.norms import create_norms_dataset
+
+        dataset, created = create_norms_dataset(
+            task=task,
+            slug=ref.slug,
+            name=ref.name,
+            rows=read_norms_csv(path, set(version.spec["scales"])),
+            source=DatasetSource.BUNDLED,
+            licence=ref.licence,
+            provenance=ref.provenance,
+            file_name=ref.file,
+        )
+        return dataset if created else None
     if ref.loader == "psych201":
         from benchmark.services.datasets import import_psych201
 

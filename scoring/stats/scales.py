@@ -1,4 +1,4 @@
-"""Questionnaire scale scores, and where a score falls among people's."""
+"""Questionnaire scale scores, and where a score falls among people's or against norms."""
 
 from __future__ import annotations
 
@@ -62,3 +62,71 @@ def position(score: float, human_scores) -> Position:
         percentile=float(stats.percentileofscore(humans, score, kind="mean")),
         z=float((score - humans.mean()) / humans.std(ddof=1)),
     )
+
+
+def norm_position(score: float, mean: float, sd: float) -> Position:
+    """Where ``score`` falls against published norms (mean and SD of people).
+
+    The percentile assumes people's scores are normal: 100 · Φ(z). Raw-data datasets
+    keep the exact empirical percentile (`position`).
+
+    Raises:
+        ValueError: an SD that is not positive.
+    """
+    if not sd > 0:
+        raise ValueError(f"a norm's SD must be positive, got {sd}")
+    z = (score - mean) / sd
+    return Position(percentile=float(100 * stats.norm.cdf(z)), z=float(z))
+
+
+def pooled_norm(means, sds, ns) -> tuple[float, float, int]:
+    """One mean, SD (n − 1 denominator) and n from the norms of disjoint groups.
+
+    The same numbers the pooled raw scores would give: the grand mean weighted by n, and
+    the within-group plus between-group sums of squares over N − 1.
+
+    Raises:
+        ValueError: arrays of different lengths, an n below 2 or an SD below 0.
+    """
+    m, s, n = (np.asarray(v, dtype=float) for v in (means, sds, ns))
+    if not (m.shape == s.shape == n.shape) or m.ndim != 1 or len(m) == 0:
+        raise ValueError("give one mean, SD and n per group")
+    if (n < 2).any() or (s < 0).any():
+        raise ValueError("every group needs n ≥ 2 and SD ≥ 0")
+    total = n.sum()
+    grand = float((n * m).sum() / total)
+    ss = ((n - 1) * s**2).sum() + (n * (m - grand) ** 2).sum()
+    return grand, float(np.sqrt(ss / (total - 1))), int(total)
+
+
+def expected_scale_score(
+    probabilities, values, reverse, *, low: float, high: float, statistic: str = "mean"
+) -> float:
+    """A scale score from answer distributions: the expected keyed answer per item, averaged.
+
+    Args:
+        probabilities: ``(items, options)`` probability of each option (rows sum to 1).
+        values: ``(options,)`` the scale value of each option.
+        reverse: ``(items,)`` True where the item is reverse keyed (``low + high − x``).
+        low: the lowest scale point.
+        high: the highest scale point.
+        statistic: ``mean`` of the keyed items, or their ``sum`` (as the norms are given).
+
+    Raises:
+        ValueError: shapes that do not match, rows that do not sum to 1, or an unknown
+            statistic.
+    """
+    p = np.atleast_2d(np.asarray(probabilities, dtype=float))
+    v = np.asarray(values, dtype=float)
+    r = np.asarray(reverse, dtype=bool)
+    if p.shape != (len(r), len(v)):
+        raise ValueError(f"probabilities must be (items, options) = ({len(r)}, {len(v)})")
+    if not np.allclose(p.sum(axis=1), 1.0, atol=1e-6):
+        raise ValueError("each item's probabilities must sum to 1")
+    expected = p @ v
+    keyed = np.where(r, low + high - expected, expected)
+    if statistic == "mean":
+        return float(keyed.mean())
+    if statistic == "sum":
+        return float(keyed.sum())
+    raise ValueError(f"statistic must be 'mean' or 'sum', got {statistic!r}")
