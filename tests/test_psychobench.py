@@ -5,7 +5,6 @@ beside the clone (skipped when absent, a failure under CI=true).
 """
 
 import json
-import os
 from io import StringIO
 from pathlib import Path
 
@@ -27,22 +26,16 @@ from benchmark.psychobench import parse_questionnaires
 from benchmark.services.norms import import_psychobench
 from benchmark.services.runs import queue_run
 from scoring.norms import scale_positions
+from tests.shared_data import shared_file
 from tests.test_runs import drain
-
-FILE = (
-    Path(__file__).resolve().parents[2] / "shared" / "data" / "psychobench" / "questionnaires.json"
-)
 
 
 @pytest.fixture
 def psychobench_file() -> Path:
-    if not FILE.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{FILE} is missing: CI must have ../shared beside the clone")
-        pytest.skip("../shared/data is not beside this clone")
-    return FILE
+    return shared_file("psychobench", "questionnaires.json")
 
 
+@pytest.mark.shared_data
 def test_every_instrument_with_sub_scales_becomes_a_questionnaire(psychobench_file):
     parsed = parse_questionnaires(psychobench_file.read_text())
     names = [i.name for i in parsed.instruments]
@@ -88,6 +81,7 @@ def test_every_instrument_with_sub_scales_becomes_a_questionnaire(psychobench_fi
 
 @pytest.mark.django_db
 @pytest.mark.embedded
+@pytest.mark.shared_data
 def test_import_stores_the_published_norm_rows_exactly_and_only_once(psychobench_file):
     out = StringIO()
     call_command("import_psychobench", str(psychobench_file), stdout=out)
@@ -137,6 +131,7 @@ def _broken_copy(source: Path, tmp_path: Path, edit) -> Path:
 
 @pytest.mark.django_db
 @pytest.mark.embedded
+@pytest.mark.shared_data
 def test_a_bad_instrument_stops_the_import_naming_it_and_nothing_is_written(
     psychobench_file, tmp_path
 ):
@@ -167,6 +162,7 @@ def test_unreadable_files_are_refused_clearly(tmp_path):
 
 
 @pytest.mark.django_db
+@pytest.mark.shared_data
 def test_a_models_lot_r_sum_is_z_scored_against_the_published_norm(psychobench_file, tiny_llama):
     import_psychobench(path=psychobench_file)
     version = TaskVersion.objects.get(task__slug="psychobench-lot-r")
