@@ -129,6 +129,17 @@ DRAMATIQ_AUTODISCOVER_MODULES = ["actors"]
 # picked up again once it passes (the reconciler runs every lease period).
 UNIT_LEASE_SECONDS = int(os.environ.get("GEPPETTO_UNIT_LEASE_SECONDS", 600))
 
+# --- Model endpoints ---------------------------------------------------------
+# A worker reads an endpoint's API key only from a variable whose name starts with one
+# of these, and sends requests only to these hosts (names, ".domain" for a domain and
+# its subdomains, or networks such as 10.0.0.0/8): other secrets never leave a worker.
+API_KEY_PREFIXES = _env_list(
+    "GEPPETTO_API_KEY_PREFIXES", "GEPPETTO_KEY_,OPENAI_API_KEY,ANTHROPIC_API_KEY"
+)
+ENDPOINT_HOSTS = _env_list(
+    "GEPPETTO_ENDPOINT_HOSTS", "127.0.0.1,localhost,::1,api.openai.com,api.anthropic.com"
+)
+
 # --- Cache ----------------------------------------------------------------
 # Rate limits and the admin login lockout count in the cache. One process (embedded)
 # can count in memory; several gunicorn processes must share a cache: CACHE_URL=redis://…
