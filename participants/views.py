@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 
 from django.contrib.admin.views.decorators import staff_member_required
-from django.http import Http404, HttpResponseBadRequest, JsonResponse
+from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_POST
 
 from participants import services
+from participants.answers import BadAnswer, parse_answer
 from participants.forms import DemographicsForm
 from participants.markdown import render_markdown
 from participants.models import Session, SessionState, Study, StudyStatus
@@ -30,10 +32,15 @@ ENDED = {
     SessionState.RETURNED: "You have returned this study.",
     SessionState.SCREENED_OUT: "You did not consent, so the study ends here. Thank you.",
 }
+TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 QUOTA_FULL = "Thank you. We already have enough participants like you, so the study ends here."
 
 
 def _session(token: str) -> Session:
+    # Tokens are URL-safe base64; anything else (a NUL, which PostgreSQL refuses in a
+    # query) cannot be one.
+    if not TOKEN_PATTERN.fullmatch(token):
+        raise Http404("No such session.")
     session = (
         Session.objects.select_related("study__task_version__task").filter(token=token).first()
     )
@@ -204,20 +211,18 @@ def answer(request, token: str):
     """Save one answer (JSON body); a repeated POST returns the stored answer, 200 not 201."""
     session = _session(token)
     try:
-        body = json.loads(request.body)
-        if not isinstance(body, dict):
-            raise ValueError("not an object")
-    except ValueError:
-        return HttpResponseBadRequest("expected a JSON object")
+        body = parse_answer(request.body)
+    except BadAnswer as exc:
+        return JsonResponse({"error": "bad_body", "message": str(exc)}, status=400)
     try:
         response, created = services.record_response(
             session=session,
-            item_key=str(body.get("item_key", "")),
-            answer=str(body.get("answer", "")),
-            idempotency_key=str(body.get("idempotency_key", "")),
-            rt_ms=body.get("rt_ms"),
-            client_ts=body.get("client_ts"),
-            telemetry=body.get("telemetry"),
+            item_key=body.item_key,
+            answer=body.answer,
+            idempotency_key=body.idempotency_key,
+            rt_ms=body.rt_ms,
+            client_ts=body.client_ts,
+            telemetry=body.telemetry,
         )
     except services.ParticipationError as exc:
         status = STATUS.get(exc.code, 410)
@@ -299,6 +304,6 @@ def preview_feedback(request, pk: int):
         body = json.loads(request.body)
         item_key, given = str(body["item_key"]), str(body["answer"])
         feedback = services.feedback_for(study, item_key, given)
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         return JsonResponse({"error": "bad_answer"}, status=400)
     return JsonResponse({"item_key": item_key, "answer": given, "feedback": feedback})

@@ -45,3 +45,12 @@ def mini_version(db, tmp_path):
     path = tmp_path / "mini-q.yaml"
     path.write_text(GOOD)
     return load_tasks([path])[0].version
+
+
+# The participant suite's tasks and studies.
+from tests.participants.conftest import (  # noqa: E402, F401
+    bandit_version,
+    choice_version,
+    make_study,
+    q_version,
+)
