@@ -44,6 +44,22 @@ DEBUG = _env_bool("DEBUG", False)
 ALLOWED_HOSTS = _env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 CSRF_TRUSTED_ORIGINS = _env_list("CSRF_TRUSTED_ORIGINS")
 
+# --- HTTPS -----------------------------------------------------------------------
+# GEPPETTO_HTTPS=true for a site served over https: redirect http, secure cookies, HSTS.
+# `manage.py check --deploy` is then clean. Behind a proxy that terminates TLS, either
+# gunicorn's forwarded_allow_ips (deploy/gunicorn.conf.py) or GEPPETTO_PROXY_SSL_HEADER
+# tells Django that the original request was https.
+HTTPS = _env_bool("GEPPETTO_HTTPS", False)
+SECURE_SSL_REDIRECT = _env_bool("GEPPETTO_SSL_REDIRECT", HTTPS)
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_HSTS_SECONDS = int(os.environ.get("GEPPETTO_HSTS_SECONDS", 31536000 if HTTPS else 0))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("GEPPETTO_HSTS_INCLUDE_SUBDOMAINS", HTTPS)
+SECURE_HSTS_PRELOAD = _env_bool("GEPPETTO_HSTS_PRELOAD", HTTPS)
+if _proxy_ssl_header := os.environ.get("GEPPETTO_PROXY_SSL_HEADER", "").strip():
+    # e.g. X-Forwarded-Proto: only safe when the proxy always sets (or strips) it.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https")
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
