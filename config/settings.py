@@ -4,6 +4,7 @@ Everything comes from the environment, with defaults that run the embedded mode
 (SQLite in ``var/`` and an in-process worker) with nothing else installed.
 """
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -178,6 +179,22 @@ for _pair in _env_list("GEPPETTO_RATE_LIMITS"):
     if not _limit.strip().isdigit():
         raise ValueError(f"GEPPETTO_RATE_LIMITS: expected scope=number, got {_pair!r}")
     PARTICIPANT_RATE_LIMITS[_scope.strip()] = int(_limit)
+
+# Behind a reverse proxy every request comes from the proxy's address. The client's own
+# address (for rate limits, the admin lockout and the duplicate-device hash) is then read
+# from X-Forwarded-For, but only as far as the trusted proxies: either their networks
+# ("10.0.0.0/8,127.0.0.1") or the number of proxies in front (hops). Unset: REMOTE_ADDR.
+TRUSTED_PROXIES = _env_list("GEPPETTO_TRUSTED_PROXIES")
+for _proxy in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError:
+        raise ValueError(
+            f"GEPPETTO_TRUSTED_PROXIES: {_proxy!r} is not an address or network"
+        ) from None
+if not os.environ.get("GEPPETTO_PROXY_HOPS", "0").strip().isdigit():
+    raise ValueError("GEPPETTO_PROXY_HOPS: expected a whole number of proxies")
+PROXY_HOPS = int(os.environ.get("GEPPETTO_PROXY_HOPS", "0"))
 
 # --- Auth, i18n, static ---------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
