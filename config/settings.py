@@ -196,6 +196,10 @@ if not os.environ.get("GEPPETTO_PROXY_HOPS", "0").strip().isdigit():
     raise ValueError("GEPPETTO_PROXY_HOPS: expected a whole number of proxies")
 PROXY_HOPS = int(os.environ.get("GEPPETTO_PROXY_HOPS", "0"))
 
+# A session that has not consented this many minutes after the link was opened gives its
+# place back (it ends as timed out), so invented platform ids cannot fill a study.
+CONSENT_HOLD_MINUTES = int(os.environ.get("GEPPETTO_CONSENT_HOLD_MINUTES", 10))
+
 # --- Auth, i18n, static ---------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -14,15 +14,14 @@ import random
 import statistics
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from benchmark.models import DatasetSource, HumanDataset, Transcript
 from benchmark.services.datasets import content_digest
-
-# The verbs of the other groups, so callers keep one entry point: `services.<verb>`.
 from participants.answers import (
     MAX_CLIENT_TS,
     MAX_RT_MS,
@@ -160,11 +159,19 @@ def _flag_duplicate_device(session: Session) -> None:
         )
 
 
+def _hold_cutoff(now: datetime) -> datetime:
+    return now - timedelta(minutes=settings.CONSENT_HOLD_MINUTES)
+
+
 @transaction.atomic
 def expire_if_overdue(*, session: Session, now: datetime | None = None) -> Session:
-    """Mark a running session past its deadline as timed out; return it (refreshed)."""
+    """Time out a running session past its deadline, or still without consent after the hold.
+
+    Returns the session (refreshed).
+    """
     now = now or timezone.now()
-    if session.state == SessionState.STARTED and session.deadline <= now:
+    unconsented = session.consented is None and session.started <= _hold_cutoff(now)
+    if session.state == SessionState.STARTED and (session.deadline <= now or unconsented):
         Session.objects.filter(pk=session.pk, state=SessionState.STARTED).update(
             state=SessionState.TIMED_OUT, finished=now
         )
@@ -174,9 +181,15 @@ def expire_if_overdue(*, session: Session, now: datetime | None = None) -> Sessi
 
 @transaction.atomic
 def expire_overdue_sessions(*, study: Study | None = None) -> int:
-    """Time out every running session past its deadline; returns how many."""
+    """Time out running sessions past their deadline or unconsented past the hold.
+
+    A link opened with an invented id holds a place only until the consent hold
+    (``settings.CONSENT_HOLD_MINUTES``) runs out. Returns how many sessions ended.
+    """
     now = timezone.now()
-    overdue = Session.objects.filter(state=SessionState.STARTED, deadline__lte=now)
+    overdue = Session.objects.filter(state=SessionState.STARTED).filter(
+        Q(deadline__lte=now) | Q(consented__isnull=True, started__lte=_hold_cutoff(now))
+    )
     if study is not None:
         overdue = overdue.filter(study=study)
     return overdue.update(state=SessionState.TIMED_OUT, finished=now)
@@ -456,6 +469,10 @@ def study_progress(*, study: Study) -> dict:
     return {
         "started": sum(by_state.values()),
         "running": by_state.get(SessionState.STARTED, 0),
+        # Places taken by sessions that have not reached the first trial yet.
+        "held_not_started": study.sessions.filter(
+            state=SessionState.STARTED, instructions_done__isnull=True
+        ).count(),
         "completed": by_state.get(SessionState.COMPLETED, 0),
         "returned": by_state.get(SessionState.RETURNED, 0),
         "timed_out": by_state.get(SessionState.TIMED_OUT, 0),
