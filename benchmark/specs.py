@@ -33,14 +33,21 @@ KEY = r"^[A-Za-z0-9_.:-]+$"
 
 
 class SpecError(ValueError):
-    """A task spec that cannot be used; the message names file, line and field."""
+    """A task spec that cannot be used; the message names file, line and field.
 
-    def __init__(self, path: str, problems: list[tuple[int | None, str, str]]):
+    ``problems`` are ``(line, field, message)``, or ``(path, line, field, message)`` when
+    one error reports several files (each problem then names its own file).
+    """
+
+    def __init__(self, path: str, problems: list[tuple]):
         self.path = path
         self.problems = problems
         lines = []
-        for line, field, message in problems:
-            where = f"{path}, line {line}" if line else path
+        for problem in problems:
+            where, (line, field, message) = (
+                (problem[0], problem[1:]) if len(problem) == 4 else (path, problem)
+            )
+            where = f"{where}, line {line}" if line else where
             lines.append(f"{where}, field {field}: {message}" if field else f"{where}: {message}")
         super().__init__("\n".join(lines))
 

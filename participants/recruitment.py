@@ -132,7 +132,8 @@ def completion_url(study, session, *, screened_out: bool = False) -> str:
     if study.source == RecruitmentSource.PROLIFIC:
         return PROLIFIC_COMPLETE.format(code=quote(code, safe=""))
     if study.source == RecruitmentSource.SONA:
-        if not study.sona_credit_url or screened_out:
+        # Only a web address: a javascript: or data: URL would run in our page.
+        if not study.sona_credit_url.lower().startswith(("https://", "http://")) or screened_out:
             return ""
         return study.sona_credit_url.replace("{id}", quote(session.recruitment_id, safe=""))
     if study.source == RecruitmentSource.MTURK:

@@ -12,11 +12,11 @@ import json
 import re
 
 from django.contrib.admin.views.decorators import staff_member_required
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_POST, require_safe
 
 from participants import services
 from participants.answers import BadAnswer, parse_answer
@@ -55,10 +55,13 @@ def _problem(request, message: str, status: int = 400):
 
 @strict_csp
 @rate_limit("start", limit=60)
-@require_GET
+@require_safe
 def start(request, slug: str):
     """A study link: find or start this recruitment id's session, then go to its page."""
     study = get_object_or_404(Study, slug=slug)
+    if request.method == "HEAD":
+        # Link checkers and chat previews: the link works, and no place is taken.
+        return HttpResponse(status=200)
     cookie = f"geppetto-{study.slug}"
     try:
         arrival = parse_arrival(study.source, request.GET.dict())
@@ -93,7 +96,7 @@ def start(request, slug: str):
 
 @strict_csp
 @ensure_csrf_cookie
-@require_GET
+@require_safe
 def page(request, token: str):
     """Whatever page the session is on; a reload always lands here and resumes."""
     session = _session(token)
