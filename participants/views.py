@@ -12,6 +12,7 @@ import json
 import re
 
 from django.contrib.admin.views.decorators import staff_member_required
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -268,12 +269,20 @@ def withdraw(request, token: str):
     return render(request, "participants/withdraw.html", {"session": session, "token": token})
 
 
+def _may_see_studies(request) -> None:
+    # Staff status opens the admin; a study's content takes its view or change permission.
+    user = request.user
+    if not (user.has_perm("participants.view_study") or user.has_perm("participants.change_study")):
+        raise PermissionDenied
+
+
 @strict_csp
 @staff_member_required
 @ensure_csrf_cookie
 @require_GET
 def preview(request, pk: int):
     """The study as a participant sees it, answers kept in the page only: nothing is stored."""
+    _may_see_studies(request)
     study = get_object_or_404(Study, pk=pk)
     plan = services.plan_for(study)
     order = services.trial_order(study, order_seed=study.seed)
@@ -302,6 +311,7 @@ def preview(request, pk: int):
 @require_POST
 def preview_feedback(request, pk: int):
     """Feedback a preview answer would get; computed, never stored."""
+    _may_see_studies(request)
     study = get_object_or_404(Study, pk=pk)
     try:
         body = json.loads(request.body)
