@@ -279,6 +279,11 @@ class HTTPTransport:
             )
         return {self.auth_header: self.auth_prefix + key}
 
+    def _hide_key(self, text: str) -> str:
+        """``text`` without the key: a server may echo what it was sent in its error."""
+        key = os.environ.get(self.api_key_env) if self.api_key_env else None
+        return text.replace(key, "[key]") if key and len(key) >= 4 else text
+
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         jitter = random.uniform(0, min(self.backoff_max, self.backoff_base * 2**attempt))  # noqa: S311
         return max(retry_after or 0.0, jitter)
@@ -310,14 +315,16 @@ class HTTPTransport:
                     except ValueError:
                         last = ProviderError(
                             response.status_code,
-                            f"{self.base_url}{path} answered {response.status_code} with "
-                            f"unreadable JSON: {response.text[:200]!r}",
+                            self._hide_key(
+                                f"{self.base_url}{path} answered {response.status_code} with "
+                                f"unreadable JSON: {response.text[:200]!r}"
+                            ),
                         )
                 elif response.status_code in RETRY_STATUSES:
                     retry_after = retry_after_seconds(response.headers.get("retry-after"))
-                    last = ProviderError(response.status_code, _message(response))
+                    last = ProviderError(response.status_code, self._hide_key(_message(response)))
                 else:
-                    raise ProviderError(response.status_code, _message(response))
+                    raise ProviderError(response.status_code, self._hide_key(_message(response)))
             if attempt < self.max_retries:
                 delay = self._backoff(attempt, retry_after)
                 log.info("retrying %s%s in %.2f s after: %s", self.base_url, path, delay, last)
