@@ -8,7 +8,8 @@ from django.test import Client
 from participants.models import Response, Session, SessionState
 from tests.participants.test_views import csrf, to_task
 
-pytestmark = pytest.mark.django_db
+# The embedded mode stores answers in SQLite: these run there too.
+pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
 
 
 def answer_raw(client, token, raw: bytes):

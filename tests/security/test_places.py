@@ -10,7 +10,8 @@ from participants import services
 from participants.models import Session, SessionState
 from participants.recruitment import RecruitmentError, parse_arrival
 
-pytestmark = pytest.mark.django_db
+# The embedded mode stores answers in SQLite: these run there too.
+pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
 
 PID = "5f3a1b2c3d4e5f6a7b8c9d01"
 

@@ -27,6 +27,7 @@ def mode(path) -> int:
     return stat.S_IMODE(os.stat(path).st_mode)
 
 
+@pytest.mark.embedded
 def test_var_dir_sqlite_file_and_secret_key_are_private(tmp_path):
     var = tmp_path / "var"
     var.mkdir(mode=0o755)
