@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 MAX_BODY_BYTES = 8 * 1024
 MAX_DEPTH = 8
-MAX_RT_MS = 24 * 60 * 60 * 1000.0  # a day; longer is not a reaction time
+# The longest time limit a study can have (30 days): a real answer is never refused.
+MAX_RT_MS = 30 * 24 * 60 * 60 * 1000.0
 MAX_COUNT = 1_000_000
 MAX_VIEWPORT = 100_000
 STRING_LIMITS = {"item_key": 100, "answer": 200, "idempotency_key": 64}
