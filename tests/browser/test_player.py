@@ -203,7 +203,7 @@ def test_prolific_participant_is_sent_back_with_the_code(context, live_server, m
     )
     page.wait_for_url("https://app.prolific.com/submissions/complete?cc=CODE42", timeout=10000)
     session = Session.objects.get(token=token)
-    assert (session.recruitment_id, session.state) == ("abc123", "completed")
+    assert (session.recruitment_id, session.state) == ("5f3a5f3a5f3a5f3a5f3a5f3a", "completed")
     assert session.recruitment == {
         "PROLIFIC_PID": "5f3a5f3a5f3a5f3a5f3a5f3a",
         "STUDY_ID": "s1",

@@ -12,7 +12,9 @@ def check_deploy(tmp_path, **env) -> str:
     clean = {
         k: v
         for k, v in os.environ.items()
-        if k not in {"DATABASE_URL", "BROKER_URL", "CACHE_URL"} and not k.startswith("GEPPETTO_")
+        # The browser tests set DJANGO_ALLOW_ASYNC_UNSAFE in this process; no deployment does.
+        if k not in {"DATABASE_URL", "BROKER_URL", "CACHE_URL", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+        and not k.startswith("GEPPETTO_")
     }
     production = {
         "GEPPETTO_VAR_DIR": str(tmp_path),
