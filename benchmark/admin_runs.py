@@ -49,6 +49,20 @@ class ModelEndpointAdmin(admin.ModelAdmin):
         ),
     )
 
+    @staticmethod
+    def _may_configure(request) -> bool:
+        # An endpoint decides where workers send requests and which variable they send
+        # as a key: beyond the add/change permissions it takes an explicit grant.
+        return request.user.is_superuser or request.user.has_perm("benchmark.configure_endpoint")
+
+    def has_add_permission(self, request):
+        """Superusers, or staff with the add and the ``configure_endpoint`` permissions."""
+        return self._may_configure(request) and super().has_add_permission(request)
+
+    def has_change_permission(self, request, obj=None):
+        """Superusers, or staff with the change and the ``configure_endpoint`` permissions."""
+        return self._may_configure(request) and super().has_change_permission(request, obj)
+
 
 class WorkUnitInline(admin.TabularInline):
     """The units of a run, read-only."""

@@ -340,9 +340,36 @@ class ModelEndpoint(models.Model):
 
     class Meta:
         ordering = ["name"]
+        permissions = [
+            (
+                "configure_endpoint",
+                "Can add and change endpoints (the hosts and key variables workers use)",
+            )
+        ]
 
     def __str__(self):
         return f"{self.name} ({self.provider})"
+
+    def clean(self):
+        """Refuse a key variable or a ``base_url`` host that is off the allow-lists."""
+        from benchmark.runners.http import ProviderError, check_base_url, check_key_env
+
+        errors = {}
+        if self.api_key_env:
+            try:
+                check_key_env(self.api_key_env)
+            except ProviderError as exc:
+                errors["api_key_env"] = exc.message
+        settings = self.settings if isinstance(self.settings, dict) else {}
+        if not isinstance(self.settings, dict):
+            errors["settings"] = "A JSON object of runner options."
+        elif "base_url" in settings:
+            try:
+                check_base_url(settings["base_url"])
+            except ProviderError as exc:
+                errors["settings"] = f"base_url: {exc.message}"
+        if errors:
+            raise ValidationError(errors)
 
     @property
     def queue_name(self) -> str:

@@ -377,7 +377,10 @@ def _zip_member(archive: zipfile.ZipFile, file_name: str) -> zipfile.ZipInfo:
     ]
     jsonl = [m for m in members if m.filename.lower().endswith(".jsonl")]
     if len(jsonl) != 1:
-        names = ", ".join(m.filename for m in members) or "nothing"
+        # Name a few members, not all: an archive can hold 100,000 of them.
+        names = ", ".join(m.filename[:100] for m in members[:5]) or "nothing"
+        if len(members) > 5:
+            names = f"{len(members):,} files: {names}, …"
         raise Psych201Error(f"{file_name} must hold exactly one .jsonl file; it holds {names}")
     return jsonl[0]
 

@@ -28,19 +28,34 @@ from pydantic import (
 )
 
 ANSWER_MARK = "<<{answer}>>"
+# Limits checked before anything is built from a file: a few hundred bytes of YAML
+# aliases can otherwise expand to billions of nodes, and one number to billions of options.
+MAX_SPEC_BYTES = 10 * 1024 * 1024
+MAX_ALIASES = 200
+MAX_NODES = 1_000_000
+MAX_ITEMS = 20_000
+MAX_OPTIONS = 100
+MAX_SCALE_POINTS = 101
 SLUG = r"^[a-z0-9][a-z0-9-]*$"
 KEY = r"^[A-Za-z0-9_.:-]+$"
 
 
 class SpecError(ValueError):
-    """A task spec that cannot be used; the message names file, line and field."""
+    """A task spec that cannot be used; the message names file, line and field.
 
-    def __init__(self, path: str, problems: list[tuple[int | None, str, str]]):
+    ``problems`` are ``(line, field, message)``, or ``(path, line, field, message)`` when
+    one error reports several files (each problem then names its own file).
+    """
+
+    def __init__(self, path: str, problems: list[tuple]):
         self.path = path
         self.problems = problems
         lines = []
-        for line, field, message in problems:
-            where = f"{path}, line {line}" if line else path
+        for problem in problems:
+            where, (line, field, message) = (
+                (problem[0], problem[1:]) if len(problem) == 4 else (path, problem)
+            )
+            where = f"{where}, line {line}" if line else where
             lines.append(f"{where}, field {field}: {message}" if field else f"{where}: {message}")
         super().__init__("\n".join(lines))
 
@@ -121,6 +136,12 @@ class LikertScale(_Strict):
     def _ordered(self):
         if self.max <= self.min:
             raise FieldError(("max",), "must be greater than min")
+        if self.max - self.min + 1 > MAX_SCALE_POINTS:
+            raise FieldError(
+                ("max",),
+                f"a scale has at most {MAX_SCALE_POINTS} points; "
+                f"{self.min}..{self.max} has {self.max - self.min + 1:,}",
+            )
         outside = [k for k in self.labels if not self.min <= k <= self.max]
         if outside:
             raise FieldError(("labels",), f"labels outside {self.min}..{self.max}: {outside}")
@@ -233,7 +254,7 @@ class ChoiceItem(_Strict):
 
     key: str = Field(pattern=KEY, max_length=100)
     text: str = Field(min_length=1)
-    options: list[Option] | None = None
+    options: list[Option] | None = Field(default=None, max_length=MAX_OPTIONS)
     data: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -252,7 +273,7 @@ class ChoiceSpec(_SpecBase):
     """Independent choice problems, each with options (e.g. two gambles)."""
 
     kind: Literal["choice"]
-    options: list[Option] = Field(min_length=2)
+    options: list[Option] = Field(min_length=2, max_length=MAX_OPTIONS)
     items: list[ChoiceItem] = Field(default_factory=list)
     items_from: ItemsFrom | None = None
     shuffle: bool = True
@@ -284,7 +305,7 @@ class SequentialSpec(_SpecBase):
     """Trials played in order, each answer getting feedback from a seeded environment."""
 
     kind: Literal["sequential"]
-    options: list[Option] = Field(min_length=2)
+    options: list[Option] = Field(min_length=2, max_length=MAX_OPTIONS)
     environment: Environment
 
     def options_for(self, item_key: str) -> list[Option]:
@@ -319,16 +340,105 @@ _ADAPTER: TypeAdapter = TypeAdapter(TaskSpec)
 # --- YAML with line numbers --------------------------------------------------
 
 
-def _compose(text: str, path: str) -> yaml.Node | None:
+class _TooLarge(Exception):
+    def __init__(self, line: int | None, message: str):
+        self.line = line
+        super().__init__(message)
+
+
+class _CountingLoader(yaml.SafeLoader):
+    """The safe loader, refusing more than `MAX_ALIASES` aliases while it composes."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self.aliases = 0
+
+    def compose_node(self, parent, index):
+        """Count aliases as they are met, before any of them is expanded."""
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                line = self.peek_event().start_mark.line + 1
+                raise _TooLarge(line, f"more than {MAX_ALIASES} aliases (*name)")
+        return super().compose_node(parent, index)
+
+
+def _node_line(node: yaml.Node) -> int:
+    return node.start_mark.line + 1
+
+
+def _check_graph(root: yaml.Node) -> None:
+    """Refuse Python tags, self-referencing aliases and more than `MAX_NODES` expanded nodes.
+
+    Sizes are counted per node object with aliases expanded (a shared node counts each
+    time it is used), in time linear in the file, not in the expansion.
+    """
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_:
+            raise _TooLarge(_node_line(node), "an alias refers to the node that contains it")
+        if node.tag.startswith("tag:yaml.org,2002:python/") or node.tag.startswith("!!python"):
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+            raise _TooLarge(_node_line(node), f"the tag {tag} is not allowed (plain YAML only)")
+        open_.add(key)
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        else:
+            children = []
+        for child in children:
+            total += size(child)
+            if total > MAX_NODES:
+                raise _TooLarge(
+                    _node_line(node), f"expands to more than {MAX_NODES:,} values (aliases)"
+                )
+        open_.discard(key)
+        sizes[key] = total
+        return total
+
+    size(root)
+
+
+def _load(text: str, path: str) -> tuple[yaml.Node | None, Any]:
+    """Compose YAML within the limits, then build its data from the checked node graph."""
+    if len(text) > MAX_SPEC_BYTES:
+        raise SpecError(path, [(None, "", f"larger than {MAX_SPEC_BYTES:,} characters")])
+    loader = _CountingLoader(text)
     try:
-        return yaml.compose(text, Loader=yaml.SafeLoader)
+        root = loader.get_single_node()
+        if root is None:
+            return None, None
+        _check_graph(root)
+        return root, loader.construct_document(root)
+    except _TooLarge as exc:
+        raise SpecError(path, [(exc.line, "", str(exc))]) from None
+    except RecursionError:
+        raise SpecError(path, [(None, "", "nested too deeply")]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
-        raise SpecError(path, [(line, "", f"not valid YAML: {exc.problem}")]) from exc
+        raise SpecError(path, [(line, "", f"not valid YAML: {exc.problem}")]) from None
+    except yaml.YAMLError as exc:
+        raise SpecError(path, [(None, "", f"not valid YAML: {exc}")]) from None
+    finally:
+        loader.dispose()
 
 
-def _duplicate_keys(node: yaml.Node, where: str = "") -> list[tuple[int, str, str]]:
+def _duplicate_keys(
+    node: yaml.Node, where: str = "", seen_nodes: set | None = None
+) -> list[tuple[int, str, str]]:
+    # A node shared through aliases is walked once, so the walk is linear in the file.
+    seen_nodes = set() if seen_nodes is None else seen_nodes
+    if id(node) in seen_nodes:
+        return []
+    seen_nodes.add(id(node))
     problems = []
     if isinstance(node, yaml.MappingNode):
         seen = set()
@@ -338,10 +448,10 @@ def _duplicate_keys(node: yaml.Node, where: str = "") -> list[tuple[int, str, st
             if key in seen:
                 problems.append((key_node.start_mark.line + 1, field, "key appears twice"))
             seen.add(key)
-            problems += _duplicate_keys(value_node, field)
+            problems += _duplicate_keys(value_node, field, seen_nodes)
     elif isinstance(node, yaml.SequenceNode):
         for index, child in enumerate(node.value):
-            problems += _duplicate_keys(child, f"{where}[{index}]")
+            problems += _duplicate_keys(child, f"{where}[{index}]", seen_nodes)
     return problems
 
 
@@ -388,14 +498,18 @@ def parse_spec(text: str, path: str = "<spec>"):
     Raises:
         SpecError: invalid YAML or an invalid field; the message names file, line and field.
     """
-    root = _compose(text, path)
+    root, data = _load(text, path)
     if root is None:
         raise SpecError(path, [(None, "", "the file is empty")])
     if problems := _duplicate_keys(root):
         raise SpecError(path, problems)
-    data = yaml.safe_load(text)
     if not isinstance(data, dict):
         raise SpecError(path, [(1, "", "a task spec must be a mapping of fields")])
+    items = data.get("items")
+    if isinstance(items, list) and len(items) > MAX_ITEMS:
+        line, _ = _locate(root, ("items",))
+        message = f"at most {MAX_ITEMS:,} items; the file has {len(items):,}"
+        raise SpecError(path, [(line, "items", message)])
     try:
         return _ADAPTER.validate_python(data)
     except ValidationError as exc:
@@ -424,6 +538,8 @@ def load_spec_file(path: Path):
     Raises:
         SpecError: unreadable, not UTF-8, or invalid.
     """
+    if (size := path.stat().st_size) > MAX_SPEC_BYTES:
+        raise SpecError(str(path), [(None, "", f"{size:,} bytes; at most {MAX_SPEC_BYTES:,}")])
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:

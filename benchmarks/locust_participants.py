@@ -68,7 +68,7 @@ class _Participant(HttpUser):
         number = next(_ids)
         if number > PARTICIPANTS:
             time.sleep(10**6)  # the run stops when the last participant is done
-        return f"P{number:05d}"
+        return f"{number:024x}"  # the format of a Prolific id
 
     def leave(self):
         """This participant is done; the last one stops the run."""

@@ -4,6 +4,7 @@ Everything comes from the environment, with defaults that run the embedded mode
 (SQLite in ``var/`` and an in-process worker) with nothing else installed.
 """
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -15,6 +16,9 @@ from config.broker import dramatiq_broker_settings
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("GEPPETTO_VAR_DIR", BASE_DIR / "var"))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
+# It holds the secret key and the SQLite database: readable by the server's user only.
+if VAR_DIR.stat().st_uid == os.getuid():
+    VAR_DIR.chmod(0o700)
 
 
 def _env_bool(name: str, default: bool) -> bool:
@@ -34,8 +38,10 @@ def _secret_key() -> str:
         return key
     path = VAR_DIR / "secret_key"
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
+        # Created with mode 600, so the key is never readable by others, even briefly.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(50))
     return path.read_text().strip()
 
 
@@ -43,6 +49,22 @@ SECRET_KEY = _secret_key()
 DEBUG = _env_bool("DEBUG", False)
 ALLOWED_HOSTS = _env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 CSRF_TRUSTED_ORIGINS = _env_list("CSRF_TRUSTED_ORIGINS")
+
+# --- HTTPS -----------------------------------------------------------------------
+# GEPPETTO_HTTPS=true for a site served over https: redirect http, secure cookies, HSTS.
+# `manage.py check --deploy` is then clean. Behind a proxy that terminates TLS, either
+# gunicorn's forwarded_allow_ips (deploy/gunicorn.conf.py) or GEPPETTO_PROXY_SSL_HEADER
+# tells Django that the original request was https.
+HTTPS = _env_bool("GEPPETTO_HTTPS", False)
+SECURE_SSL_REDIRECT = _env_bool("GEPPETTO_SSL_REDIRECT", HTTPS)
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_HSTS_SECONDS = int(os.environ.get("GEPPETTO_HSTS_SECONDS", 31536000 if HTTPS else 0))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("GEPPETTO_HSTS_INCLUDE_SUBDOMAINS", HTTPS)
+SECURE_HSTS_PRELOAD = _env_bool("GEPPETTO_HSTS_PRELOAD", HTTPS)
+if _proxy_ssl_header := os.environ.get("GEPPETTO_PROXY_SSL_HEADER", "").strip():
+    # e.g. X-Forwarded-Proto: only safe when the proxy always sets (or strips) it.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -100,6 +122,11 @@ if os.environ.get("DATABASE_URL"):
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 else:
+    # SQLite creates its -wal and -shm files with the database file's mode: make it 600.
+    _sqlite = VAR_DIR / "geppetto.sqlite3"
+    _sqlite.touch(mode=0o600, exist_ok=True)
+    if _sqlite.stat().st_uid == os.getuid():
+        _sqlite.chmod(0o600)
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
@@ -133,6 +160,17 @@ RECONCILE_SECONDS = float(
     os.environ.get("GEPPETTO_RECONCILE_SECONDS", min(60.0, UNIT_LEASE_SECONDS / 2))
 )
 
+# --- Model endpoints ---------------------------------------------------------
+# A worker reads an endpoint's API key only from a variable whose name starts with one
+# of these, and sends requests only to these hosts (names, ".domain" for a domain and
+# its subdomains, or networks such as 10.0.0.0/8): other secrets never leave a worker.
+API_KEY_PREFIXES = _env_list(
+    "GEPPETTO_API_KEY_PREFIXES", "GEPPETTO_KEY_,OPENAI_API_KEY,ANTHROPIC_API_KEY"
+)
+ENDPOINT_HOSTS = _env_list(
+    "GEPPETTO_ENDPOINT_HOSTS", "127.0.0.1,localhost,::1,api.openai.com,api.anthropic.com"
+)
+
 # --- Cache ----------------------------------------------------------------
 # Rate limits and the admin login lockout count in the cache. One process (embedded)
 # can count in memory; several gunicorn processes must share a cache: CACHE_URL=redis://…
@@ -155,6 +193,26 @@ for _pair in _env_list("GEPPETTO_RATE_LIMITS"):
     if not _limit.strip().isdigit():
         raise ValueError(f"GEPPETTO_RATE_LIMITS: expected scope=number, got {_pair!r}")
     PARTICIPANT_RATE_LIMITS[_scope.strip()] = int(_limit)
+
+# Behind a reverse proxy every request comes from the proxy's address. The client's own
+# address (for rate limits, the admin lockout and the duplicate-device hash) is then read
+# from X-Forwarded-For, but only as far as the trusted proxies: either their networks
+# ("10.0.0.0/8,127.0.0.1") or the number of proxies in front (hops). Unset: REMOTE_ADDR.
+TRUSTED_PROXIES = _env_list("GEPPETTO_TRUSTED_PROXIES")
+for _proxy in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError:
+        raise ValueError(
+            f"GEPPETTO_TRUSTED_PROXIES: {_proxy!r} is not an address or network"
+        ) from None
+if not os.environ.get("GEPPETTO_PROXY_HOPS", "0").strip().isdigit():
+    raise ValueError("GEPPETTO_PROXY_HOPS: expected a whole number of proxies")
+PROXY_HOPS = int(os.environ.get("GEPPETTO_PROXY_HOPS", "0"))
+
+# A session that has not consented this many minutes after the link was opened gives its
+# place back (it ends as timed out), so invented platform ids cannot fill a study.
+CONSENT_HOLD_MINUTES = int(os.environ.get("GEPPETTO_CONSENT_HOLD_MINUTES", 10))
 
 # --- Auth, i18n, static ---------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -211,11 +269,17 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "benchmark.api.schema.add_error_responses",
+    ],
 }
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # Participant URLs carry the session token; no log line may (config/logs.py).
+    "filters": {"redact_tokens": {"()": "config.logs.RedactTokens"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact_tokens"]}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }

@@ -45,7 +45,10 @@ class StudyAdmin(admin.ModelAdmin):
     def progress_summary(self, obj: Study) -> str:
         """Completed of target, and how many are running."""
         p = services.study_progress(study=obj)
-        return f"{p['completed']}/{obj.target_n} completed, {p['running']} running"
+        return (
+            f"{p['completed']}/{obj.target_n} completed, {p['running']} running "
+            f"({p['held_not_started']} not at the task yet)"
+        )
 
     def get_urls(self):
         """Add the export and make-dataset endpoints under each study."""

@@ -35,6 +35,11 @@ class RecruitmentSource(models.TextChoices):
     OPEN = "open", "Open link (anonymous)"
 
 
+# A shorter limit times sessions out before anyone could finish; a longer one keeps
+# abandoned sessions holding places for weeks.
+MIN_TIME_LIMIT_MINUTES = 5
+MAX_TIME_LIMIT_MINUTES = 30 * 24 * 60
+
 # Demographic answers a quota cell can be keyed on ("gender=female").
 CELL_FIELDS = ("gender", "nationality", "education")
 
@@ -125,8 +130,18 @@ class Study(models.Model):
             errors["quotas"] = f"Demographic cells must use one of {list(CELL_FIELDS)}: {bad}."
         elif any("=" in k for k in quotas) and not self.ask_demographics:
             errors["quotas"] = "Demographic cell quotas need 'ask demographics' switched on."
-        if self.sona_credit_url and "{id}" not in self.sona_credit_url:
+        if self.sona_credit_url and not self.sona_credit_url.lower().startswith(
+            ("https://", "http://")
+        ):
+            errors["sona_credit_url"] = "The credit URL must start with https:// (or http://)."
+        elif self.sona_credit_url and "{id}" not in self.sona_credit_url:
             errors["sona_credit_url"] = "Put {id} where SONA expects the participant's id."
+        if self.time_limit_minutes is not None and not (
+            MIN_TIME_LIMIT_MINUTES <= self.time_limit_minutes <= MAX_TIME_LIMIT_MINUTES
+        ):
+            errors["time_limit_minutes"] = (
+                f"From {MIN_TIME_LIMIT_MINUTES} to {MAX_TIME_LIMIT_MINUTES:,} minutes (30 days)."
+            )
         if self.source == RecruitmentSource.PROLIFIC and not self.completion_code:
             errors["completion_code"] = "Prolific needs the study's completion code."
         if errors:

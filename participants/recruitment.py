@@ -20,6 +20,15 @@ MTURK_SUBMIT = {
 }
 # Platform ids are short tokens; anything else is refused rather than stored.
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:@-]{1,200}$")
+# Each platform's own id format, so invented ids cannot take a study's places. Prolific
+# ids are 24 hexadecimal characters; SONA survey codes are numbers; MTurk worker ids are
+# upper-case letters and digits starting with A.
+PARAM_PATTERNS = {
+    "PROLIFIC_PID": (re.compile(r"^[0-9a-fA-F]{24}$"), "24 hexadecimal characters"),
+    "id": (re.compile(r"^[0-9]{1,12}$"), "a number"),
+    "workerId": (re.compile(r"^A[A-Z0-9]{9,29}$"), "A followed by 9-29 capitals and digits"),
+}
+MTURK_HOSTS = ("https://www.mturk.com", "https://workersandbox.mturk.com")
 
 # Query parameters each platform appends, and which of them identifies the participant.
 PARAMS = {
@@ -85,8 +94,16 @@ def parse_arrival(source: str, query: dict) -> Arrival:
     id_param, names = PARAMS[source]
     params = {name: query[name] for name in names if query.get(name)}
     for name, value in params.items():
-        if name != "turkSubmitTo" and not ID_PATTERN.match(value):
+        if name == "turkSubmitTo":
+            if value.rstrip("/") not in MTURK_HOSTS:
+                raise RecruitmentError("turkSubmitTo is not an MTurk address")
+            continue
+        if not ID_PATTERN.match(value):
             raise RecruitmentError(f"{name} is not a valid id")
+        if source != RecruitmentSource.OPEN and name in PARAM_PATTERNS:
+            pattern, expected = PARAM_PATTERNS[name]
+            if not pattern.match(value):
+                raise RecruitmentError(f"{name} is not a valid id ({expected} expected)")
     if source == RecruitmentSource.MTURK and (
         params.get("assignmentId", "ASSIGNMENT_ID_NOT_AVAILABLE") == "ASSIGNMENT_ID_NOT_AVAILABLE"
     ):
@@ -115,7 +132,8 @@ def completion_url(study, session, *, screened_out: bool = False) -> str:
     if study.source == RecruitmentSource.PROLIFIC:
         return PROLIFIC_COMPLETE.format(code=quote(code, safe=""))
     if study.source == RecruitmentSource.SONA:
-        if not study.sona_credit_url or screened_out:
+        # Only a web address: a javascript: or data: URL would run in our page.
+        if not study.sona_credit_url.lower().startswith(("https://", "http://")) or screened_out:
             return ""
         return study.sona_credit_url.replace("{id}", quote(session.recruitment_id, safe=""))
     if study.source == RecruitmentSource.MTURK:

@@ -7,6 +7,7 @@ project setting or global middleware is needed.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import time
 
 from django.conf import settings
@@ -47,9 +48,47 @@ def strict_csp(view):
     return wrapped
 
 
+def _address(value: str):
+    try:
+        return ipaddress.ip_address(value.strip())
+    except ValueError:
+        return None
+
+
 def client_ip(request) -> str:
-    """The client's address as the server saw it."""
-    return request.META.get("REMOTE_ADDR", "")
+    """The client's address: ``REMOTE_ADDR``, or from ``X-Forwarded-For`` behind trusted proxies.
+
+    With ``settings.TRUSTED_PROXIES`` (networks), the chain ``X-Forwarded-For`` +
+    ``REMOTE_ADDR`` is read from the right, skipping trusted proxies; the first other
+    address is the client. With ``settings.PROXY_HOPS`` = n, the client is the address n
+    places from the right. Entries a client wrote itself (left of what the proxies
+    appended) are never reached, so a forged header changes nothing.
+    """
+    remote = request.META.get("REMOTE_ADDR", "")
+    networks = [
+        ipaddress.ip_network(n, strict=False) for n in getattr(settings, "TRUSTED_PROXIES", [])
+    ]
+    hops = getattr(settings, "PROXY_HOPS", 0)
+    if not networks and not hops:
+        return remote
+    forwarded = [
+        part.strip()
+        for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
+        if part.strip()
+    ]
+    chain = [*forwarded, remote]
+    if networks:
+        for entry in reversed(chain):
+            address = _address(entry)
+            if address is None:
+                return remote  # garbage in the header: stop at the last proxy's peer
+            if not any(address in n for n in networks):
+                return str(address)
+        return str(_address(chain[0]))
+    if len(chain) <= hops:
+        return remote
+    address = _address(chain[-(hops + 1)])
+    return str(address) if address is not None else remote
 
 
 def _clock() -> float:

@@ -1,33 +1,46 @@
-"""Participant verbs: start, consent, answer, complete, withdraw, time out; exports.
+"""Participant verbs: start, consent, answer, complete, withdraw, time out.
 
 Views and the admin call these; each runs in one transaction and returns model
 objects. Nothing here trusts the client with an outcome: feedback of sequential
 tasks is computed from the task's seeded environment when an answer is saved.
+Integrity signals live in `participants.integrity`, progress and exports in
+`participants.exports`; their verbs are importable from here too.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
-import json
 import random
-import secrets
 import statistics
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from benchmark import psych201
-from benchmark.models import DatasetSource, HumanDataset, ModelResponse, RunMode, Transcript
-from benchmark.rendering import Turn, environment_for, render_transcript, spec_items
+from benchmark.models import DatasetSource, HumanDataset, Transcript
 from benchmark.services.datasets import content_digest
-from benchmark.specs import spec_from_json
+from participants.answers import (
+    MAX_CLIENT_TS,
+    MAX_RT_MS,
+    BadAnswer,
+    clean_telemetry,
+    finite_or_none,
+)
+from participants.exports import (  # noqa: F401
+    EXPORT_COLUMNS,
+    PROFILE_KEYS,
+    SessionRecord,
+    export_csv,
+    export_json,
+    export_psych201,
+    export_rows,
+    make_human_dataset,
+    session_records,
+)
+from participants.integrity import assess
 from participants.models import (
     ACTIVE_STATES,
     Flag,
@@ -39,87 +52,14 @@ from participants.models import (
     StudyStatus,
     Withdrawal,
 )
+from participants.plans import (  # noqa: F401
+    ParticipationError,
+    Plan,
+    feedback_for,
+    plan_for,
+    trial_order,
+)
 from participants.recruitment import Arrival
-
-PROFILE_KEYS = ("age", "gender", "nationality", "education", "diagnosis")
-# Thresholds for the integrity flags: deliberately loose, a flag is only a hint.
-TOO_FAST_MEDIAN_MS = 250
-UNIFORM_RT_CV = 0.05
-MIN_ITEMS_FOR_PATTERN = 5
-BLUR_LIMIT = 5
-
-
-class ParticipationError(Exception):
-    """A participant action that cannot be done; ``code`` says why (shown as a page)."""
-
-    def __init__(self, code: str, message: str):
-        self.code = code
-        super().__init__(message)
-
-
-# --- the task as trials -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Plan:
-    """A task version as the player sees it: its spec and every trial by key."""
-
-    spec: object
-    items: list
-    trials: dict
-
-    @property
-    def kind(self) -> str:
-        """The spec's kind."""
-        return self.spec.kind
-
-
-@lru_cache(maxsize=32)
-def _plan(spec_hash: str, spec_json: str) -> Plan:
-    spec = spec_from_json(json.loads(spec_json))
-    items = spec_items(spec)
-    trials = {
-        item.key: {
-            "key": item.key,
-            "text": item.text,
-            "fields": item.fields,
-            "options": [{"key": o.key, "label": o.label or o.key} for o in item.options],
-        }
-        for item in items
-    }
-    return Plan(spec=spec, items=items, trials=trials)
-
-
-def plan_for(study: Study) -> Plan:
-    """The (cached) trial plan of a study's task version."""
-    version = study.task_version
-    return _plan(version.spec_hash, json.dumps(version.spec, sort_keys=True))
-
-
-@lru_cache(maxsize=32)
-def _environment(spec_hash: str, spec_json: str):
-    return environment_for(spec_from_json(json.loads(spec_json)))
-
-
-def trial_order(study: Study, order_seed: int) -> list[str]:
-    """Item keys in the order one session sees them: seeded shuffle when the spec asks for it.
-
-    Sequential trials always keep their order (the environment's blocks depend on it).
-    """
-    plan = plan_for(study)
-    keys = [item.key for item in plan.items]
-    if plan.kind != "sequential" and getattr(plan.spec, "shuffle", False):
-        random.Random(order_seed).shuffle(keys)  # noqa: S311 - reproducible, not secret
-    return keys
-
-
-def feedback_for(study: Study, item_key: str, answer: str) -> dict:
-    """Server-side feedback for an answer: the environment's outcome, {} for other kinds."""
-    version = study.task_version
-    if version.spec["kind"] != "sequential":
-        return {}
-    env = _environment(version.spec_hash, json.dumps(version.spec, sort_keys=True))
-    return env.feedback(int(item_key.removeprefix("t")) - 1, answer)
 
 
 def _hash(study: Study, value: str) -> str:
@@ -219,11 +159,19 @@ def _flag_duplicate_device(session: Session) -> None:
         )
 
 
+def _hold_cutoff(now: datetime) -> datetime:
+    return now - timedelta(minutes=settings.CONSENT_HOLD_MINUTES)
+
+
 @transaction.atomic
 def expire_if_overdue(*, session: Session, now: datetime | None = None) -> Session:
-    """Mark a running session past its deadline as timed out; return it (refreshed)."""
+    """Time out a running session past its deadline, or still without consent after the hold.
+
+    Returns the session (refreshed).
+    """
     now = now or timezone.now()
-    if session.state == SessionState.STARTED and session.deadline <= now:
+    unconsented = session.consented is None and session.started <= _hold_cutoff(now)
+    if session.state == SessionState.STARTED and (session.deadline <= now or unconsented):
         Session.objects.filter(pk=session.pk, state=SessionState.STARTED).update(
             state=SessionState.TIMED_OUT, finished=now
         )
@@ -233,9 +181,15 @@ def expire_if_overdue(*, session: Session, now: datetime | None = None) -> Sessi
 
 @transaction.atomic
 def expire_overdue_sessions(*, study: Study | None = None) -> int:
-    """Time out every running session past its deadline; returns how many."""
+    """Time out running sessions past their deadline or unconsented past the hold.
+
+    A link opened with an invented id holds a place only until the consent hold
+    (``settings.CONSENT_HOLD_MINUTES``) runs out. Returns how many sessions ended.
+    """
     now = timezone.now()
-    overdue = Session.objects.filter(state=SessionState.STARTED, deadline__lte=now)
+    overdue = Session.objects.filter(state=SessionState.STARTED).filter(
+        Q(deadline__lte=now) | Q(consented__isnull=True, started__lte=_hold_cutoff(now))
+    )
     if study is not None:
         overdue = overdue.filter(study=study)
     return overdue.update(state=SessionState.TIMED_OUT, finished=now)
@@ -324,8 +278,20 @@ def next_step(session: Session) -> str:
 # --- answers ------------------------------------------------------------------------------
 
 
+def _reaction_time(value) -> float | None:
+    rt = finite_or_none(value)
+    return rt if rt is not None and 0 <= rt <= MAX_RT_MS else None
+
+
+def _telemetry(value) -> dict:
+    try:
+        return clean_telemetry(value)
+    except BadAnswer:
+        return {}
+
+
 def _client_time(value) -> datetime | None:
-    if not isinstance(value, str):
+    if not isinstance(value, str) or len(value) > MAX_CLIENT_TS or "\x00" in value:
         return None
     try:
         parsed = parse_datetime(value)
@@ -398,9 +364,9 @@ def record_response(
                 answer=answer,
                 feedback=feedback_for(session.study, item_key, answer),
                 idempotency_key=idempotency_key,
-                rt_ms=float(rt_ms) if isinstance(rt_ms, int | float) and rt_ms >= 0 else None,
+                rt_ms=_reaction_time(rt_ms),
                 client_ts=_client_time(client_ts),
-                telemetry=telemetry if isinstance(telemetry, dict) else {},
+                telemetry=_telemetry(telemetry),
             )
             return response, True
     except IntegrityError:
@@ -482,75 +448,7 @@ def withdraw(*, session: Session) -> Withdrawal:
     return audit
 
 
-# --- integrity ------------------------------------------------------------------------------
-
-
-def assess(session: Session) -> list[tuple[str, dict]]:
-    """Integrity signals of a finished session, as (flag kind, detail) pairs."""
-    responses = list(session.responses.order_by("position"))
-    plan = plan_for(session.study)
-    found: list[tuple[str, dict]] = []
-    checks = {
-        item.key: item.attention_check
-        for item in getattr(plan.spec, "items", [])
-        if getattr(item, "attention_check", None) is not None
-    }
-    failed = [
-        r.item_key
-        for r in responses
-        if r.item_key in checks and r.answer != str(checks[r.item_key])
-    ]
-    if failed:
-        found.append((FlagKind.ATTENTION_CHECK, {"items": failed}))
-    telemetry = [r.telemetry for r in responses]
-    if any(t.get("webdriver") is True for t in telemetry):
-        found.append((FlagKind.WEBDRIVER, {}))
-    pastes = sum(int(t.get("paste", 0) or 0) for t in telemetry)
-    if pastes:
-        found.append((FlagKind.PASTE, {"count": pastes}))
-    blurs = sum(int(t.get("blur", 0) or 0) for t in telemetry)
-    if blurs >= BLUR_LIMIT:
-        found.append((FlagKind.BLUR, {"count": blurs}))
-    rts = [r.rt_ms for r in responses if r.rt_ms is not None]
-    if len(rts) >= MIN_ITEMS_FOR_PATTERN:
-        median = statistics.median(rts)
-        if median < TOO_FAST_MEDIAN_MS:
-            found.append((FlagKind.TOO_FAST, {"median_rt_ms": median}))
-        mean = statistics.fmean(rts)
-        if mean > 0 and statistics.pstdev(rts) / mean < UNIFORM_RT_CV:
-            found.append((FlagKind.UNIFORM_RT, {"cv": statistics.pstdev(rts) / mean}))
-    answers = [r.answer for r in responses]
-    if (
-        plan.kind == "questionnaire"
-        and len(answers) >= MIN_ITEMS_FOR_PATTERN
-        and len(set(answers)) == 1
-    ):
-        found.append((FlagKind.STRAIGHT_LINING, {"answer": answers[0], "items": len(answers)}))
-    runs = (
-        _identical_model_runs(session, {r.item_key: r.answer for r in responses})
-        if plan.kind != "sequential" and len(answers) >= MIN_ITEMS_FOR_PATTERN
-        else []
-    )
-    if runs:
-        found.append((FlagKind.MODEL_MATCH, {"runs": runs}))
-    return found
-
-
-def _identical_model_runs(session: Session, answers: dict) -> list[int]:
-    """Participant-mode model runs on the same task version that gave exactly these answers."""
-    by_run: dict[int, dict] = {}
-    rows = ModelResponse.objects.filter(
-        run__task_version=session.study.task_version,
-        run__mode=RunMode.PARTICIPANT,
-        sample_index=0,
-        item_key__in=list(answers),
-    ).values_list("run_id", "item_key", "answer")
-    for run_id, item_key, answer in rows:
-        by_run.setdefault(run_id, {})[item_key] = answer
-    return sorted(run_id for run_id, given in by_run.items() if given == answers)
-
-
-# --- researcher side: progress and data out -------------------------------------------------
+# --- researcher side: progress ------------------------------------------------------------
 
 
 def study_progress(*, study: Study) -> dict:
@@ -571,6 +469,10 @@ def study_progress(*, study: Study) -> dict:
     return {
         "started": sum(by_state.values()),
         "running": by_state.get(SessionState.STARTED, 0),
+        # Places taken by sessions that have not reached the first trial yet.
+        "held_not_started": study.sessions.filter(
+            state=SessionState.STARTED, instructions_done__isnull=True
+        ).count(),
         "completed": by_state.get(SessionState.COMPLETED, 0),
         "returned": by_state.get(SessionState.RETURNED, 0),
         "timed_out": by_state.get(SessionState.TIMED_OUT, 0),
@@ -579,183 +481,3 @@ def study_progress(*, study: Study) -> dict:
         "flagged": study.sessions.filter(flags__isnull=False).distinct().count(),
         "median_seconds": statistics.median(durations) if durations else None,
     }
-
-
-EXPORT_COLUMNS = [
-    "participant",
-    "condition",
-    "state",
-    "position",
-    "item_key",
-    "answer",
-    "feedback",
-    "rt_ms",
-    "client_ts",
-    "server_ts",
-    "flags",
-]
-
-
-def export_rows(*, study: Study) -> list[dict]:
-    """One row per response of the study's sessions (pseudonymous ids, no platform ids)."""
-    rows = []
-    sessions = study.sessions.prefetch_related("responses", "flags").order_by("pk")
-    for session in sessions:
-        flags = ",".join(sorted(f.kind for f in session.flags.all()))
-        for r in session.responses.all():
-            rows.append(
-                {
-                    "participant": session.participant_code,
-                    "condition": session.condition,
-                    "state": session.state,
-                    "position": r.position,
-                    "item_key": r.item_key,
-                    "answer": r.answer,
-                    "feedback": r.feedback,
-                    "rt_ms": r.rt_ms,
-                    "client_ts": r.client_ts.isoformat() if r.client_ts else None,
-                    "server_ts": r.server_ts.isoformat(),
-                    "flags": flags,
-                }
-            )
-    return rows
-
-
-def export_csv(*, study: Study) -> str:
-    """The study's responses as CSV text (feedback as JSON in its column)."""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS)
-    writer.writeheader()
-    for row in export_rows(study=study):
-        writer.writerow({**row, "feedback": json.dumps(row["feedback"]) if row["feedback"] else ""})
-    return out.getvalue()
-
-
-def export_json(*, study: Study) -> str:
-    """The study's responses as a JSON document with the study's identity."""
-    version = study.task_version
-    return json.dumps(
-        {
-            "study": study.slug,
-            "task": version.task.slug,
-            "task_version": version.number,
-            "spec_hash": version.spec_hash,
-            "responses": export_rows(study=study),
-        },
-        indent=1,
-    )
-
-
-@dataclass(frozen=True)
-class SessionRecord:
-    """One completed session in Psych-201 shape."""
-
-    session: Session
-    text: str
-    spans: list
-    rts: list
-    answers: dict
-    profile: dict
-    extra: dict
-
-
-def session_records(*, study: Study) -> list[SessionRecord]:
-    """Completed sessions rendered with the task's own template, as model runs are."""
-    plan = plan_for(study)
-    records = []
-    completed = study.sessions.filter(state=SessionState.COMPLETED).order_by("pk")
-    for session in completed.prefetch_related("responses"):
-        responses = sorted(session.responses.all(), key=lambda r: r.position)
-        turns = [Turn(r.item_key, r.answer, r.feedback) for r in responses]
-        profile = {k: session.demographics[k] for k in PROFILE_KEYS if k in session.demographics}
-        rendered = render_transcript(plan.spec, turns, profile=profile, items=plan.items)
-        records.append(
-            SessionRecord(
-                session=session,
-                text=rendered.text,
-                spans=[list(s) for s in rendered.spans],
-                rts=[r.rt_ms for r in responses],
-                answers={r.item_key: r.answer for r in responses},
-                profile=profile,
-                extra={"study": study.slug, "condition": session.condition},
-            )
-        )
-    return records
-
-
-def export_psych201(*, study: Study) -> str:
-    """Completed sessions as Psych-201 JSONL, one line per participant."""
-    experiment = study.task_version.task.slug
-    return "".join(
-        psych201.to_json_line(
-            text=r.text,
-            experiment=experiment,
-            participant=r.session.participant_code,
-            rts=r.rts,
-            profile=r.profile,
-            extra=r.extra,
-        )
-        + "\n"
-        for r in session_records(study=study)
-    )
-
-
-@transaction.atomic
-def make_human_dataset(*, study: Study) -> tuple[HumanDataset, bool]:
-    """Turn the study's completed sessions into a collected `HumanDataset` for scoring.
-
-    The dataset is identified by the sha256 of its Psych-201 export, so making it again
-    from the same sessions returns the existing one.
-
-    Returns:
-        The dataset and whether it was created now.
-
-    Raises:
-        ParticipationError: ``empty`` when no session is completed.
-    """
-    records = session_records(study=study)
-    if not records:
-        raise ParticipationError("empty", "The study has no completed sessions yet.")
-    task = study.task_version.task
-    transcripts = [
-        Transcript(
-            line=line,
-            participant=r.session.participant_code,
-            experiment=task.slug,
-            text=r.text,
-            spans=r.spans,
-            rts=r.rts,
-            answers=r.answers,
-            profile=r.profile,
-            extra={**r.extra, "session": r.session.pk},
-        )
-        for line, r in enumerate(records, start=1)
-    ]
-    # The digest is that of the stored dataset's export (`content_digest`), so a
-    # withdrawal can keep it true and making the dataset again finds the updated one.
-    # It is known once the rows are stored (the database may reorder JSON keys).
-    with transaction.atomic():
-        pending = f"pending-{secrets.token_hex(16)}"
-        dataset = HumanDataset.objects.create(
-            slug=pending,
-            name=f"{study.title} ({len(records)} participants)",
-            task=task,
-            source=DatasetSource.COLLECTED,
-            content_sha256=pending,
-            file_name=f"{study.slug}.jsonl",
-            provenance=f"Collected by study {study.slug!r} on task version "
-            f"{study.task_version.number} ({study.task_version.spec_hash[:12]}).",
-            n_participants=len(records),
-        )
-        for t in transcripts:
-            t.dataset = dataset
-        Transcript.objects.bulk_create(transcripts)
-        digest = content_digest(dataset)
-        existing = HumanDataset.objects.filter(content_sha256=digest).first()
-        if existing is not None:
-            transaction.set_rollback(True)
-            return existing, False
-        dataset.content_sha256 = digest
-        dataset.slug = f"{study.slug}-{digest[:8]}"
-        dataset.save(update_fields=["content_sha256", "slug"])
-    return dataset, True

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 
 from django.contrib.admin.views.decorators import staff_member_required
-from django.http import Http404, HttpResponseBadRequest, JsonResponse
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_POST, require_safe
 
 from participants import services
+from participants.answers import BadAnswer, parse_answer
 from participants.forms import DemographicsForm
 from participants.markdown import render_markdown
 from participants.models import Session, SessionState, Study, StudyStatus
@@ -30,10 +33,15 @@ ENDED = {
     SessionState.RETURNED: "You have returned this study.",
     SessionState.SCREENED_OUT: "You did not consent, so the study ends here. Thank you.",
 }
+TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 QUOTA_FULL = "Thank you. We already have enough participants like you, so the study ends here."
 
 
 def _session(token: str) -> Session:
+    # Tokens are URL-safe base64; anything else (a NUL, which PostgreSQL refuses in a
+    # query) cannot be one.
+    if not TOKEN_PATTERN.fullmatch(token):
+        raise Http404("No such session.")
     session = (
         Session.objects.select_related("study__task_version__task").filter(token=token).first()
     )
@@ -48,10 +56,13 @@ def _problem(request, message: str, status: int = 400):
 
 @strict_csp
 @rate_limit("start", limit=60)
-@require_GET
+@require_safe
 def start(request, slug: str):
     """A study link: find or start this recruitment id's session, then go to its page."""
     study = get_object_or_404(Study, slug=slug)
+    if request.method == "HEAD":
+        # Link checkers and chat previews: the link works, and no place is taken.
+        return HttpResponse(status=200)
     cookie = f"geppetto-{study.slug}"
     try:
         arrival = parse_arrival(study.source, request.GET.dict())
@@ -86,7 +97,7 @@ def start(request, slug: str):
 
 @strict_csp
 @ensure_csrf_cookie
-@require_GET
+@require_safe
 def page(request, token: str):
     """Whatever page the session is on; a reload always lands here and resumes."""
     session = _session(token)
@@ -204,20 +215,18 @@ def answer(request, token: str):
     """Save one answer (JSON body); a repeated POST returns the stored answer, 200 not 201."""
     session = _session(token)
     try:
-        body = json.loads(request.body)
-        if not isinstance(body, dict):
-            raise ValueError("not an object")
-    except ValueError:
-        return HttpResponseBadRequest("expected a JSON object")
+        body = parse_answer(request.body)
+    except BadAnswer as exc:
+        return JsonResponse({"error": "bad_body", "message": str(exc)}, status=400)
     try:
         response, created = services.record_response(
             session=session,
-            item_key=str(body.get("item_key", "")),
-            answer=str(body.get("answer", "")),
-            idempotency_key=str(body.get("idempotency_key", "")),
-            rt_ms=body.get("rt_ms"),
-            client_ts=body.get("client_ts"),
-            telemetry=body.get("telemetry"),
+            item_key=body.item_key,
+            answer=body.answer,
+            idempotency_key=body.idempotency_key,
+            rt_ms=body.rt_ms,
+            client_ts=body.client_ts,
+            telemetry=body.telemetry,
         )
     except services.ParticipationError as exc:
         status = STATUS.get(exc.code, 410)
@@ -260,12 +269,20 @@ def withdraw(request, token: str):
     return render(request, "participants/withdraw.html", {"session": session, "token": token})
 
 
+def _may_see_studies(request) -> None:
+    # Staff status opens the admin; a study's content takes its view or change permission.
+    user = request.user
+    if not (user.has_perm("participants.view_study") or user.has_perm("participants.change_study")):
+        raise PermissionDenied
+
+
 @strict_csp
 @staff_member_required
 @ensure_csrf_cookie
 @require_GET
 def preview(request, pk: int):
     """The study as a participant sees it, answers kept in the page only: nothing is stored."""
+    _may_see_studies(request)
     study = get_object_or_404(Study, pk=pk)
     plan = services.plan_for(study)
     order = services.trial_order(study, order_seed=study.seed)
@@ -294,11 +311,12 @@ def preview(request, pk: int):
 @require_POST
 def preview_feedback(request, pk: int):
     """Feedback a preview answer would get; computed, never stored."""
+    _may_see_studies(request)
     study = get_object_or_404(Study, pk=pk)
     try:
         body = json.loads(request.body)
         item_key, given = str(body["item_key"]), str(body["answer"])
         feedback = services.feedback_for(study, item_key, given)
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         return JsonResponse({"error": "bad_answer"}, status=400)
     return JsonResponse({"item_key": item_key, "answer": given, "feedback": feedback})

@@ -372,8 +372,8 @@ def test_a_refused_key_fails_the_run_early_with_the_server_message(
     api_server, questionnaire, monkeypatch
 ):
     api_server.api_key = "right-key"
-    monkeypatch.setenv("GEPPETTO_RUN_KEY", "wrong-key")
-    endpoint = api_endpoint(api_server, api_key_env="GEPPETTO_RUN_KEY")
+    monkeypatch.setenv("GEPPETTO_KEY_RUN", "wrong-key")
+    endpoint = api_endpoint(api_server, api_key_env="GEPPETTO_KEY_RUN")
     run = queue_run(endpoint=endpoint, task_version=questionnaire, batch_size=1)
     calls_before = api_server.calls
     drain(run)
@@ -446,13 +446,13 @@ def test_predict_individual_uses_each_participants_profile(hf_endpoint, question
 
 
 def test_a_missing_key_variable_fails_the_run_early(api_server, questionnaire, monkeypatch):
-    monkeypatch.delenv("GEPPETTO_UNSET_KEY", raising=False)
-    endpoint = api_endpoint(api_server, api_key_env="GEPPETTO_UNSET_KEY")
+    monkeypatch.delenv("GEPPETTO_KEY_UNSET", raising=False)
+    endpoint = api_endpoint(api_server, api_key_env="GEPPETTO_KEY_UNSET")
     run = queue_run(endpoint=endpoint, task_version=questionnaire, batch_size=1)
     calls_before = api_server.calls
     drain(run)
     assert run.state == RunState.FAILED
-    assert "GEPPETTO_UNSET_KEY is not set" in run.error
+    assert "GEPPETTO_KEY_UNSET is not set" in run.error
     assert api_server.calls == calls_before
 
 
@@ -472,13 +472,13 @@ def test_an_unreachable_endpoint_fails_the_run_early(questionnaire):
 def test_a_generated_nul_character_is_stored(questionnaire, monkeypatch):
     from tests.runners.servers import AnthropicServer
 
-    monkeypatch.setenv("GEPPETTO_NUL_KEY", "k")
+    monkeypatch.setenv("GEPPETTO_KEY_NUL", "k")
     with AnthropicServer(reply="2\x00") as server:
         endpoint = ModelEndpoint.objects.create(
             name="nul",
             provider=Provider.ANTHROPIC,
             model="m",
-            api_key_env="GEPPETTO_NUL_KEY",
+            api_key_env="GEPPETTO_KEY_NUL",
             settings={"base_url": server.url},
         )
         run = queue_run(endpoint=endpoint, task_version=questionnaire)

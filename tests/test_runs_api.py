@@ -28,7 +28,7 @@ def api_endpoint():
         model="m",
         # A server without echo log-probabilities: sampled scoring only.
         settings={"base_url": "http://127.0.0.1:9", "capabilities": ["sample", "chat"]},
-        api_key_env="CANARY_KEY",
+        api_key_env="GEPPETTO_KEY_CANARY",
         price_input_per_mtok=Decimal("1"),
         price_output_per_mtok=Decimal("4"),
     )
@@ -128,7 +128,7 @@ def test_api_queues_reports_progress_and_cancels(client, version, api_endpoint):
     assert "gives no log-probabilities" in bad.json()["detail"]
 
     endpoints = client.get("/api/v1/endpoints/", **auth).json()
-    assert endpoints["results"][0]["api_key_env"] == "CANARY_KEY"
+    assert endpoints["results"][0]["api_key_env"] == "GEPPETTO_KEY_CANARY"
 
 
 def test_api_runs_need_permissions(client, version, api_endpoint):

@@ -5,11 +5,18 @@ unreadable JSON are retried with exponential backoff and full jitter, honouring
 ``Retry-After``; any other 4xx is final and raised at once with the server's
 message. The API key is read from the environment at each request and never put in
 an exception, a log line or a repr.
+
+Only variables named on the allow-list (``settings.API_KEY_PREFIXES``) are ever read as a
+key, and only hosts on ``settings.ENDPOINT_HOSTS`` are ever contacted: an endpoint
+pointed at another variable or host is refused before any request is made, so a
+worker's other secrets (``SECRET_KEY``, ``DATABASE_URL``…) never leave it and the
+worker cannot be used to reach machines it should not.
 """
 
 from __future__ import annotations
 
 import email.utils
+import ipaddress
 import logging
 import os
 import random
@@ -48,6 +55,87 @@ class EndpointUnreachable(ProviderError):
 
 class MissingCredentials(ProviderError):
     """The environment variable that should hold the API key is not set on this worker."""
+
+
+class NotAllowed(MissingCredentials):
+    """The endpoint names a key variable or a host that this server does not allow.
+
+    Like a missing key, no retry can fix it, so a run using the endpoint fails early.
+    """
+
+
+# Used when Django settings are not configured (the runners used as a library).
+DEFAULT_API_KEY_PREFIXES = ("GEPPETTO_KEY_", "OPENAI_API_KEY", "ANTHROPIC_API_KEY")
+DEFAULT_ENDPOINT_HOSTS = ("127.0.0.1", "localhost", "::1", "api.openai.com", "api.anthropic.com")
+
+
+def _setting(name: str, default):
+    from django.conf import settings
+
+    if not settings.configured:
+        return default
+    return getattr(settings, name, default)
+
+
+def check_key_env(name: str) -> None:
+    """Refuse an API key variable whose name is not on the allow-list.
+
+    Raises:
+        NotAllowed: ``name`` does not start with any of ``settings.API_KEY_PREFIXES``.
+    """
+    prefixes = tuple(_setting("API_KEY_PREFIXES", DEFAULT_API_KEY_PREFIXES))
+    if not name or not prefixes or not name.startswith(prefixes):
+        raise NotAllowed(
+            None,
+            f"the key variable {name!r} is not allowed: its name must start with one of "
+            f"{list(prefixes)} (GEPPETTO_API_KEY_PREFIXES)",
+        )
+
+
+def host_allowed(host: str, allowed) -> bool:
+    """Whether ``host`` is in ``allowed``: a name, ``.domain`` (and subdomains) or a network."""
+    host = host.lower().strip("[]")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    for entry in allowed:
+        entry = entry.lower().strip()
+        if not entry:
+            continue
+        if address is not None and "/" in entry:
+            try:
+                if address in ipaddress.ip_network(entry, strict=False):
+                    return True
+            except ValueError:
+                continue
+        elif entry.startswith("."):
+            if host == entry[1:] or host.endswith(entry):
+                return True
+        elif host == entry.strip("[]"):
+            return True
+    return False
+
+
+def check_base_url(url: str) -> None:
+    """Refuse a base URL that is not http(s) or whose host is not on the allow-list.
+
+    Raises:
+        NotAllowed: a bad scheme, no host, or a host outside ``settings.ENDPOINT_HOSTS``.
+    """
+    try:
+        parsed = httpx.URL(str(url))
+    except (httpx.InvalidURL, TypeError, ValueError):
+        raise NotAllowed(None, f"the base URL {url!r} is not a valid URL") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise NotAllowed(None, f"the base URL {url!r} must be http:// or https:// with a host")
+    allowed = list(_setting("ENDPOINT_HOSTS", DEFAULT_ENDPOINT_HOSTS))
+    if not host_allowed(parsed.host, allowed):
+        raise NotAllowed(
+            None,
+            f"the host {parsed.host!r} is not allowed; allowed hosts: {allowed} "
+            "(GEPPETTO_ENDPOINT_HOSTS)",
+        )
 
 
 class TokenBucket:
@@ -173,6 +261,8 @@ class HTTPTransport:
             base_url=self.base_url,
             timeout=timeout,
             headers=extra_headers or {},
+            # A redirect could lead anywhere; the host check covers base_url only.
+            follow_redirects=False,
             limits=httpx.Limits(
                 max_connections=max_concurrency, max_keepalive_connections=max_concurrency
             ),
@@ -185,12 +275,18 @@ class HTTPTransport:
     def _headers(self) -> dict:
         if not self.api_key_env:
             return {}
+        check_key_env(self.api_key_env)
         key = os.environ.get(self.api_key_env)
         if not key:
             raise MissingCredentials(
                 None, f"the environment variable {self.api_key_env} is not set on this worker"
             )
         return {self.auth_header: self.auth_prefix + key}
+
+    def _hide_key(self, text: str) -> str:
+        """``text`` without the key: a server may echo what it was sent in its error."""
+        key = os.environ.get(self.api_key_env) if self.api_key_env else None
+        return text.replace(key, "[key]") if key and len(key) >= 4 else text
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         jitter = random.uniform(0, min(self.backoff_max, self.backoff_base * 2**attempt))  # noqa: S311
@@ -212,19 +308,25 @@ class HTTPTransport:
         Raises:
             ProviderError: a final refusal (4xx) or a failure that outlasted the retries.
             EndpointUnreachable: no connection could be made.
+            NotAllowed: the host or the key variable is off the allow-lists (nothing is sent).
         """
         last: ProviderError | None = None
         read = timeout if timeout is not None else self.client.timeout.read
         for attempt in range(self.max_retries + 1):
+            # Checked at each request, on the URL actually requested: endpoints stored
+            # before a setting changed are held to the current lists.
+            request = self.client.build_request(
+                "POST",
+                path,
+                json=payload,
+                headers=self._headers(),
+                timeout=self.client.timeout if read is None else _timeout(read),
+            )
+            check_base_url(str(request.url))
             self.limiter.acquire(tokens)
             retry_after = None
             try:
-                response = self.client.post(
-                    path,
-                    json=payload,
-                    headers=self._headers(),
-                    timeout=self.client.timeout if read is None else _timeout(read),
-                )
+                response = self.client.send(request)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 last = EndpointUnreachable(None, f"{type(exc).__name__} from {self.base_url}{path}")
             except httpx.TimeoutException as exc:
@@ -246,14 +348,16 @@ class HTTPTransport:
                     except ValueError:
                         last = ProviderError(
                             response.status_code,
-                            f"{self.base_url}{path} answered {response.status_code} with "
-                            f"unreadable JSON: {response.text[:200]!r}",
+                            self._hide_key(
+                                f"{self.base_url}{path} answered {response.status_code} with "
+                                f"unreadable JSON: {response.text[:200]!r}"
+                            ),
                         )
                 elif response.status_code in RETRY_STATUSES:
                     retry_after = retry_after_seconds(response.headers.get("retry-after"))
-                    last = ProviderError(response.status_code, _message(response))
+                    last = ProviderError(response.status_code, self._hide_key(_message(response)))
                 else:
-                    raise ProviderError(response.status_code, _message(response))
+                    raise ProviderError(response.status_code, self._hide_key(_message(response)))
             if attempt < self.max_retries:
                 delay = self._backoff(attempt, retry_after)
                 log.info("retrying %s%s in %.2f s after: %s", self.base_url, path, delay, last)

@@ -145,10 +145,8 @@ def _check_norms(spec, path: str) -> None:
 
 
 def _qualified(exc: SpecError):
-    # Keep the file name in each problem when several files are reported together.
-    return [
-        (line, f"{exc.path}: {fld}" if fld else exc.path, msg) for line, fld, msg in exc.problems
-    ]
+    # Each problem keeps its own file when several files are reported together.
+    return [p if len(p) == 4 else (exc.path, *p) for p in exc.problems]
 
 
 @transaction.atomic

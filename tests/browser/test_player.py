@@ -190,7 +190,10 @@ def test_prolific_participant_is_sent_back_with_the_code(context, live_server, m
     )
     page = context.new_page()
     token = begin(
-        page, live_server.url, study, query="PROLIFIC_PID=abc123&STUDY_ID=s1&SESSION_ID=x9"
+        page,
+        live_server.url,
+        study,
+        query="PROLIFIC_PID=5f3a5f3a5f3a5f3a5f3a5f3a&STUDY_ID=s1&SESSION_ID=x9",
     )
     for _ in range(3):
         page.click('#options button[data-key="A"]')
@@ -200,8 +203,12 @@ def test_prolific_participant_is_sent_back_with_the_code(context, live_server, m
     )
     page.wait_for_url("https://app.prolific.com/submissions/complete?cc=CODE42", timeout=10000)
     session = Session.objects.get(token=token)
-    assert (session.recruitment_id, session.state) == ("abc123", "completed")
-    assert session.recruitment == {"PROLIFIC_PID": "abc123", "STUDY_ID": "s1", "SESSION_ID": "x9"}
+    assert (session.recruitment_id, session.state) == ("5f3a5f3a5f3a5f3a5f3a5f3a", "completed")
+    assert session.recruitment == {
+        "PROLIFIC_PID": "5f3a5f3a5f3a5f3a5f3a5f3a",
+        "STUDY_ID": "s1",
+        "SESSION_ID": "x9",
+    }
 
 
 def test_researcher_previews_the_bandit_without_creating_data(

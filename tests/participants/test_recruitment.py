@@ -22,11 +22,11 @@ def test_prolific_link_and_arrival_and_redirect():
         "&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}"
     )
     arrival = parse_arrival(
-        "prolific", {"PROLIFIC_PID": "5f3a", "STUDY_ID": "st1", "SESSION_ID": "se1", "x": "y"}
+        "prolific", {"PROLIFIC_PID": "5f3a" * 6, "STUDY_ID": "st1", "SESSION_ID": "se1", "x": "y"}
     )
-    assert arrival.recruitment_id == "5f3a"
-    assert arrival.params == {"PROLIFIC_PID": "5f3a", "STUDY_ID": "st1", "SESSION_ID": "se1"}
-    session = Session(recruitment_id="5f3a", recruitment=arrival.params)
+    assert arrival.recruitment_id == "5f3a" * 6
+    assert arrival.params == {"PROLIFIC_PID": "5f3a" * 6, "STUDY_ID": "st1", "SESSION_ID": "se1"}
+    session = Session(recruitment_id="5f3a" * 6, recruitment=arrival.params)
     assert completion_url(s, session) == "https://app.prolific.com/submissions/complete?cc=C0DE"
     assert completion_url(s, session, screened_out=True).endswith("?cc=NOPE")
 
@@ -56,17 +56,21 @@ def test_mturk_needs_an_accepted_assignment_and_submits_back():
     with pytest.raises(RecruitmentError, match="accept the HIT"):
         parse_arrival(
             "mturk",
-            {"workerId": "W1", "assignmentId": "ASSIGNMENT_ID_NOT_AVAILABLE", "hitId": "H"},
+            {
+                "workerId": "A1B2C3D4E5F6G7",
+                "assignmentId": "ASSIGNMENT_ID_NOT_AVAILABLE",
+                "hitId": "H",
+            },
         )
     query = {
-        "workerId": "A1B2",
+        "workerId": "A1B2C3D4E5F6G7",
         "assignmentId": "AS9",
         "hitId": "H7",
         "turkSubmitTo": "https://workersandbox.mturk.com",
     }
     arrival = parse_arrival("mturk", query)
-    assert arrival.recruitment_id == "A1B2"
-    session = Session(recruitment_id="A1B2", recruitment=arrival.params)
+    assert arrival.recruitment_id == "A1B2C3D4E5F6G7"
+    session = Session(recruitment_id="A1B2C3D4E5F6G7", recruitment=arrival.params)
     assert completion_url(s, session) == (
         "https://workersandbox.mturk.com/mturk/externalSubmit?assignmentId=AS9&code=C0DE"
     )
@@ -88,7 +92,7 @@ def test_open_link_generates_an_anonymous_id_or_keeps_a_given_one():
         ("prolific", {"STUDY_ID": "x"}, "no PROLIFIC_PID"),
         ("sona", {}, "no id"),
         ("prolific", {"PROLIFIC_PID": "<script>"}, "PROLIFIC_PID is not a valid id"),
-        ("mturk", {"workerId": "W"}, "accept the HIT"),
+        ("mturk", {"workerId": "A1B2C3D4E5F6G7"}, "accept the HIT"),
     ],
 )
 def test_bad_links_are_refused_with_a_reason(source, query, message):

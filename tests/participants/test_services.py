@@ -355,6 +355,7 @@ def test_progress_counts_and_median_duration(q_version, make_study):
     assert services.study_progress(study=study) == {
         "started": 5,
         "running": 1,
+        "held_not_started": 1,
         "completed": 3,
         "returned": 1,
         "timed_out": 0,

@@ -1,3 +1,4 @@
+import hashlib
 import json
 import re
 
@@ -35,9 +36,14 @@ def post_json(client, url, body, with_csrf=True):
     return client.post(url, json.dumps(body), content_type="application/json", **headers)
 
 
+def prolific_id(name: str) -> str:
+    """A Prolific-format id (24 hexadecimal characters) standing for ``name``."""
+    return hashlib.sha256(name.encode()).hexdigest()[:24]
+
+
 def arrive(client, study, pid="PID1"):
     response = client.get(
-        f"/s/{study.slug}/", {"PROLIFIC_PID": pid, "STUDY_ID": "S", "SESSION_ID": "X"}
+        f"/s/{study.slug}/", {"PROLIFIC_PID": prolific_id(pid), "STUDY_ID": "S", "SESSION_ID": "X"}
     )
     assert response.status_code == 302
     token = response["Location"].split("/")[3]
@@ -71,7 +77,7 @@ def test_full_questionnaire_flow_with_csrf_and_csp(browser, q_version, make_stud
         "<script>" not in html and " style=" not in html and "http" not in html.split("<body>")[1]
     )
     assert Session.objects.get().recruitment == {
-        "PROLIFIC_PID": "PID1",
+        "PROLIFIC_PID": prolific_id("PID1"),
         "STUDY_ID": "S",
         "SESSION_ID": "X",
     }
@@ -233,10 +239,10 @@ def test_bad_links_and_closed_studies(q_version, make_study, client):
     assert missing.status_code == 400 and "no PROLIFIC_PID" in missing.content.decode()
     assert client.get("/s/no-such-study/").status_code == 404
     arrive(client, study, "a")
-    full = client.get(f"/s/{study.slug}/", {"PROLIFIC_PID": "b"})
+    full = client.get(f"/s/{study.slug}/", {"PROLIFIC_PID": prolific_id("b")})
     assert full.status_code == 409 and "all the participants" in full.content.decode()
     Study.objects.update(status="closed")
-    assert client.get(f"/s/{study.slug}/", {"PROLIFIC_PID": "c"}).status_code == 403
+    assert client.get(f"/s/{study.slug}/", {"PROLIFIC_PID": prolific_id("c")}).status_code == 403
     assert Session.objects.count() == 1
 
 
@@ -302,7 +308,8 @@ def test_admin_study_page_shows_link_progress_and_exports(
         'value="http://testserver/s/s-part-q/?PROLIFIC_PID={{%PROLIFIC_PID%}}&amp;STUDY_ID={{%STUDY_ID%}}'
         '&amp;SESSION_ID={{%SESSION_ID%}}"' in html
     )
-    assert re.search(r"<td>1</td><td>0</td><td>1</td>", html)  # started, running, completed
+    # started, running, places held before the task, completed
+    assert re.search(r'<td>1</td><td>0</td><td id="held-not-started">0</td><td>1</td>', html)
     csv_text = admin_client.get(
         f"/admin/participants/study/{study.pk}/export/csv/"
     ).content.decode()
@@ -321,7 +328,7 @@ def test_admin_study_page_shows_link_progress_and_exports(
         admin_client.get(f"/admin/participants/study/{study.pk}/make-dataset/").status_code == 405
     )
     listing = admin_client.get("/admin/participants/study/").content.decode()
-    assert "1/10 completed, 0 running" in listing
+    assert "1/10 completed, 0 running (0 not at the task yet)" in listing
     session_page = admin_client.get(
         f"/admin/participants/session/{Session.objects.get().pk}/change/"
     )

@@ -15,7 +15,7 @@ FAST = {"backoff_base": 0.01, "backoff_max": 0.05}
 
 @pytest.fixture
 def server(monkeypatch):
-    monkeypatch.setenv("GEPPETTO_TEST_ANTHROPIC", CANARY)
+    monkeypatch.setenv("GEPPETTO_KEY_TEST_ANTHROPIC", CANARY)
     with AnthropicServer(reply="B", api_key=CANARY) as s:
         yield s
 
@@ -25,7 +25,7 @@ def claude(server, **kw):
         "anthropic",
         model="claude-test",
         base_url=server.url,
-        api_key_env="GEPPETTO_TEST_ANTHROPIC",
+        api_key_env="GEPPETTO_KEY_TEST_ANTHROPIC",
         **{**FAST, **kw},
     )
 

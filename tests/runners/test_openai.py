@@ -140,9 +140,9 @@ def test_other_4xx_fail_at_once(server):
 
 def test_401_fails_at_once_with_the_server_message_and_hides_the_key(server, monkeypatch, caplog):
     server.api_key = "the-right-key"
-    monkeypatch.setenv("GEPPETTO_TEST_KEY", CANARY)
+    monkeypatch.setenv("GEPPETTO_KEY_TEST", CANARY)
     caplog.set_level(logging.DEBUG)
-    with openai(server, api_key_env="GEPPETTO_TEST_KEY") as runner:
+    with openai(server, api_key_env="GEPPETTO_KEY_TEST") as runner:
         with pytest.raises(ProviderError) as info:
             runner.score([REQUESTS[0]])
         assert info.value.status == 401
@@ -156,13 +156,13 @@ def test_401_fails_at_once_with_the_server_message_and_hides_the_key(server, mon
 def test_the_key_is_read_at_request_time_and_never_logged_on_retries(server, monkeypatch, caplog):
     server.api_key = CANARY
     server.faults = [(500, {}, '{"error": {"message": "boom"}}')]
-    monkeypatch.delenv("GEPPETTO_TEST_KEY", raising=False)
+    monkeypatch.delenv("GEPPETTO_KEY_TEST", raising=False)
     caplog.set_level(logging.DEBUG)
-    with openai(server, api_key_env="GEPPETTO_TEST_KEY") as runner:
-        with pytest.raises(ProviderError, match="GEPPETTO_TEST_KEY is not set"):
+    with openai(server, api_key_env="GEPPETTO_KEY_TEST") as runner:
+        with pytest.raises(ProviderError, match="GEPPETTO_KEY_TEST is not set"):
             runner.score([REQUESTS[0]])
         assert server.calls == 0
-        monkeypatch.setenv("GEPPETTO_TEST_KEY", CANARY)  # set after the runner was built
+        monkeypatch.setenv("GEPPETTO_KEY_TEST", CANARY)  # set after the runner was built
         assert runner.score([REQUESTS[0]])[0].logprob < 0
     assert server.calls == 2
     assert "retrying" in caplog.text
