@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "django_dramatiq",
     "benchmark",
     "participants",
+    "scoring",
 ]
 
 MIDDLEWARE = [
