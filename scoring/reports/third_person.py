@@ -34,6 +34,22 @@ def third_person(runs, human, items, params) -> Section:
     human_p = human.counts / human.counts.sum(axis=1, keepdims=True)
     for info, model in runs:
         keys = [k for k in human.keys if k in set(model.keys)]
+        if not keys:
+            rows.append(
+                {
+                    "run": info.id,
+                    "model": info.label,
+                    "items": 0,
+                    "path": model.path,
+                    "unparsed_share": rounded(model.unparsed),
+                    "js_similarity": {"value": None, "low": None, "high": None},
+                    "item_mean_correlation": None,
+                }
+            )
+            section.notes.append(
+                f"run {info.id}: no prediction parsed ({model.unparsed:.0%} of samples unparsed)."
+            )
+            continue
         h = human_p[[human.keys.index(k) for k in keys]]
         p = model.dist[[model.keys.index(k) for k in keys]][:, : h.shape[1]]
         values = items.values[keys[0]] if ordinal else None

@@ -418,6 +418,7 @@ def check_api_admin_and_command(selection, admin_client, capsys):
 # The fixture runs six real runs of two tiny models (about 15 s): two tests share it.
 
 
+@pytest.mark.embedded
 def test_report_numbers_determinism_api_admin_and_command(selection, admin_client, capsys):
     check_every_number_of_the_summary(selection)
     check_built_twice_identical_apart_from_the_time(selection)
