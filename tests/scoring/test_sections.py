@@ -5,7 +5,7 @@ import pytest
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
-from scoring.frames import HumanItems, ItemSet, ModelItems, RunInfo
+from scoring.reports.data import HumanItems, ItemSet, ModelItems, RunInfo
 from scoring.reports.first_person import first_person
 from scoring.reports.link import link
 from scoring.reports.third_person import third_person
