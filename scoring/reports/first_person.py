@@ -93,16 +93,20 @@ def first_person(runs, human, items, params, progress=None) -> Section:
         samples = model.samples
         row = {"run": info.id, "model": info.label, "items": len(keys), "path": model.path}
         item_cols = {}
+        # One set of resamples for every metric (each as its single-metric call gives).
+        boots = alignment(
+            model=dist,
+            metric=metrics,
+            values=values,
+            model_samples=samples,
+            resamples=resamples,
+            confidence=confidence,
+            seed=seed,
+            **part,
+        )
         for metric in metrics:
             kw = {"metric": metric, "values": values, **part}
-            boot = alignment(
-                model=dist,
-                model_samples=samples,
-                resamples=resamples,
-                confidence=confidence,
-                seed=seed,
-                **kw,
-            )
+            boot = boots[metric]
             corrected = corrected_alignment(
                 model=dist,
                 model_samples=samples,

@@ -199,7 +199,7 @@ def alignment(
     resamples: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,
-) -> Estimate:
+) -> Estimate | dict[str, Estimate]:
     """Mean distance over items between people and a model, with a bootstrap interval.
 
     Args:
@@ -207,7 +207,8 @@ def alignment(
             ``(items, options)``.
         model: the model's distribution per item ``(items, options)``.
         metric: ``js`` (Jensen–Shannon distance), ``tv`` (total variation) or ``w1``
-            (Wasserstein-1 over the scale range, for ordinal items).
+            (Wasserstein-1 over the scale range, for ordinal items); or a list of them,
+            measured on the same resamples (each as the single-metric call would give).
         values: scale points for ``w1``.
         n_options: options per item, when ``human`` is answers.
         item_n: effective sample size per item, when ``human`` is item-level counts or
@@ -221,7 +222,7 @@ def alignment(
         seed: seeds the resampling (the same seed gives the same interval).
 
     Returns:
-        The mean distance and its percentile interval.
+        The mean distance and its percentile interval; a dict metric → that, for a list.
 
     Raises:
         ValueError: shapes that do not match, an item without human answers, bad values.
@@ -231,21 +232,30 @@ def alignment(
     model = distributions(np.atleast_2d(np.asarray(model, dtype=float)))
     if model.shape != people.counts.shape:
         raise ValueError(f"model {model.shape} and human {people.counts.shape} differ in shape")
-    value = float(item_distances(people.counts, model, metric, values).mean())
-    draws = []
+    metrics = [metric] if isinstance(metric, str) else list(metric)
+    values_of = {m: float(item_distances(people.counts, model, m, values).mean()) for m in metrics}
+    draws: dict[str, list] = {m: [] for m in metrics}
     step = people.chunk(resamples)
     for start in range(0, resamples, step):
         b = min(step, resamples - start)
         model_b = model[None]
         if model_samples:
             model_b = multinomial(rng, model_samples, model, size=(b, len(model)))
-        d = item_distances(people.resample(b, rng), model_b, metric, values, checked=False)
-        if resample_items:
-            d = np.take_along_axis(d, rng.integers(0, d.shape[1], size=d.shape), axis=1)
-        draws.append(np.nanmean(d, axis=1))
+        counts = people.resample(b, rng)
+        picks = None
+        for m in metrics:
+            d = item_distances(counts, model_b, m, values, checked=False)
+            if resample_items:
+                if picks is None:
+                    picks = rng.integers(0, d.shape[1], size=d.shape)
+                d = np.take_along_axis(d, picks, axis=1)
+            draws[m].append(np.nanmean(d, axis=1))
     tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(np.concatenate(draws), [tail, 100 - tail])
-    return Estimate(value, float(low), float(high), confidence, resamples)
+    out = {}
+    for m in metrics:
+        low, high = np.percentile(np.concatenate(draws[m]), [tail, 100 - tail])
+        out[m] = Estimate(values_of[m], float(low), float(high), confidence, resamples)
+    return out[metric] if isinstance(metric, str) else out
 
 
 def split_half_distance(

@@ -143,3 +143,13 @@ def test_corrected_alignment_is_seeded_and_checks_its_input():
     assert one.corrected < one.value
     with pytest.raises(ValueError, match=r"model \(1, 3\) and human \(2, 3\) differ"):
         corrected_alignment(counts, [[1, 0, 0]])
+
+
+def test_several_metrics_share_resamples_and_equal_single_calls():
+    rng = np.random.default_rng(9)
+    answers = rng.integers(0, 4, size=(60, 5))
+    model = rng.dirichlet(np.ones(4), size=5)
+    kw = {"n_options": 4, "resamples": 300, "seed": 2, "values": [1, 2, 3, 4]}
+    both = alignment(answers, model, metric=["js", "w1"], **kw)
+    assert both["js"] == alignment(answers, model, metric="js", **kw)
+    assert both["w1"] == alignment(answers, model, metric="w1", **kw)
