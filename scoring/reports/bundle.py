@@ -32,7 +32,8 @@ a sampled model's samples too). It is biased upward near the floor. <i>Corrected
 bias-corrected estimate and an interval calibrated by simulation along the path
 p(λ) = (1 − λ)·model + λ·people: samples of the humans' size are drawn at each λ and the
 observed distance is inverted through the median and the outer quantiles of the simulated
-distances (coverage checked by simulation in the test suite).</p>
+distances (coverage checked by simulation in the test suite). Both intervals resample the
+items too, so they cover the choice of items.</p>
 <p><b>Population reference.</b> The expected mean distance of a model whose distribution is
 the human one, measured against samples of the humans' size drawn from it (parametric
 bootstrap), with its central band. A perfect model scores this, not 0. (The split-half

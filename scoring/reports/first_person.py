@@ -107,9 +107,11 @@ def first_person(runs, human, items, params, progress=None) -> Section:
         for metric in metrics:
             kw = {"metric": metric, "values": values, **part}
             boot = boots[metric]
+            # Items resampled too, so both intervals cover the choice of items.
             corrected = corrected_alignment(
                 model=dist,
                 model_samples=samples,
+                resample_items=True,
                 resamples=min(resamples, 400),
                 confidence=confidence,
                 seed=seed,

@@ -159,8 +159,8 @@ def corrected_alignment(
         item_n: effective sample size per item for item-level data.
         model_samples: the model's distributions are proportions of this many samples;
             they are simulated too.
-        resample_items: also resample the items (the interval then covers the choice of
-            items as well).
+        resample_items: also resample the items for the interval (it then covers the
+            choice of items as well); the estimate corrects for the people's sampling only.
         resamples: simulated samples per point of the path.
         grid: points of the path between λ = 0 and λ = 1.5 (more are added beyond when
             the observed distance is larger than the simulated ones).
@@ -196,10 +196,22 @@ def corrected_alignment(
         if model_samples:
             q_b = multinomial(rng, model_samples, q, size=(len(lambdas), resamples, len(q)))
         d = item_distances(sample, q_b, metric, values, checked=False)
-        if resample_items:
-            d = np.take_along_axis(d, np.broadcast_to(picks, d.shape), axis=2)
         means = np.nanmean(d, axis=2)  # (λ, resamples)
-        return truth, np.percentile(means, [tail, 50, 100 - tail], axis=1).T
+        spread = means
+        if resample_items:
+            # The estimate corrects for the people's sampling only; the interval's ends
+            # also cover the choice of items.
+            spread = np.nanmean(
+                np.take_along_axis(d, np.broadcast_to(picks, d.shape), axis=2), axis=2
+            )
+        return truth, np.stack(
+            [
+                np.percentile(spread, tail, axis=1),
+                np.percentile(means, 50, axis=1),
+                np.percentile(spread, 100 - tail, axis=1),
+            ],
+            axis=1,
+        )
 
     lambdas = np.linspace(0.0, 1.5, grid)
     truth, quantiles = simulate(lambdas)

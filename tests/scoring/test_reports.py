@@ -204,7 +204,7 @@ def check_every_number_of_the_summary(selection):
                 pytest.approx(boot.low, abs=1e-6),
                 pytest.approx(boot.high, abs=1e-6),
             )
-            corr = corrected_alignment(answers, q, resamples=200, seed=3, **kw)
+            corr = corrected_alignment(answers, q, resamples=200, seed=3, resample_items=True, **kw)
             assert got["corrected"]["value"] == pytest.approx(corr.corrected, abs=1e-6)
             assert got["corrected"]["low"] <= got["corrected"]["value"] <= got["corrected"]["high"]
             ref = population_reference(answers, replicates=200, seed=3, **kw)
