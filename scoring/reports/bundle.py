@@ -86,13 +86,17 @@ def render_html(summary: dict, sections) -> str:
         parts.append(f"<h2>{html.escape(section.title)}</h2>")
         for note in section.notes:
             parts.append(f"<p><i>{html.escape(note)}</i></p>")
-        for name, frame in sorted(section.tables.items()):
-            parts.append(f"<h3>{html.escape(name)}</h3>{_table_html(frame)}")
+        # Per-model tables first, then the plots, then the long per-item tables.
+        detail = {n for n in section.tables if n.endswith(("_items", "_participants"))}
+        for name in sorted(set(section.tables) - detail):
+            parts.append(f"<h3>{html.escape(name)}</h3>{_table_html(section.tables[name])}")
         for name, data in sorted(section.plots.items()):
             uri = base64.b64encode(data).decode()
             parts.append(
                 f"<p><img alt='{html.escape(name)}' src='data:image/png;base64,{uri}'></p>"
             )
+        for name in sorted(detail):
+            parts.append(f"<h3>{html.escape(name)}</h3>{_table_html(section.tables[name])}")
     parts.append(METHODS)
     parts.append("<h2>Parameters and inputs</h2><pre>")
     body = {k: summary[k] for k in ("params", "inputs", "software")}

@@ -49,7 +49,7 @@ def item_distributions(keys, options, human, models: dict[str, np.ndarray], limi
 def reference_band(labels, values, lows, highs, reference, ref_low, ref_high, metric) -> bytes:
     """Each model's bias-corrected distance and interval, over the population reference band."""
     with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(6, 0.5 + 0.35 * len(labels)))
+        fig, ax = plt.subplots(figsize=(6, 1.2 + 0.35 * len(labels)))
         y = np.arange(len(labels))
         ax.axvspan(ref_low, ref_high, color="0.85", label="population reference (band)")
         ax.axvline(reference, color="0.5", lw=1)
@@ -66,7 +66,7 @@ def reference_band(labels, values, lows, highs, reference, ref_low, ref_high, me
         )
         ax.set_yticks(y, labels)
         ax.set_xlabel(f"mean {metric} distance to people")
-        ax.legend(fontsize=6, loc="lower right")
+        ax.legend(fontsize=6, loc="lower left", bbox_to_anchor=(0, 1.02), ncol=2, frameon=False)
         fig.tight_layout()
         return png(fig)
 
