@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "django_dramatiq",
     "benchmark",
     "participants",
+    "scoring",
 ]
 
 MIDDLEWARE = [

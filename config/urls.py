@@ -18,6 +18,7 @@ urlpatterns = [
     path("", home, name="home"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("benchmark.api.urls")),
+    path("api/v1/", include("scoring.api.urls")),
     path("s/", include("participants.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/schema/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="schema-docs"),

@@ -22,17 +22,19 @@ class Pinocchio:
     explained: float  # share of the standardised variance on Π
 
 
-def pinocchio(scale_scores, orient=None, norms=None) -> Pinocchio:
+def pinocchio(scale_scores, orient=None, norms=None, orient_sign: int = 1) -> Pinocchio:
     """Π from a ``(models, scales)`` array of scale scores.
 
     Args:
         scale_scores: models in rows, scales in columns (at least two models).
-        orient: index of a scale whose loading is made positive (PCA fixes the axis, not
-            its sign); default: the loadings sum to a positive number.
+        orient: index of a scale whose loading is given the sign ``orient_sign`` (PCA
+            fixes the axis, not its sign); default: the loadings sum to a positive number.
         norms: ``(means, sds)`` of people per scale. Given, scores are z-scored against
             them, the axis is the first principal component of those z-scores across
             models, and a model's Π score is its z-vector on that axis (0 = the human
             mean). Without, scales are standardised across the models themselves.
+        orient_sign: +1 (the orienting scale loads positively) or −1 (it loads
+            negatively, e.g. emotional stability when Π should rise with neuroticism).
 
     Raises:
         ValueError: fewer than two models, or a scale that does not vary.
@@ -53,7 +55,9 @@ def pinocchio(scale_scores, orient=None, norms=None) -> Pinocchio:
     centred = z - z.mean(axis=0)
     _, singular, vt = np.linalg.svd(centred, full_matrices=False)
     loadings = vt[0]
-    sign = np.sign(loadings[orient] if orient is not None else loadings.sum()) or 1.0
+    if orient_sign not in (1, -1):
+        raise ValueError("orient_sign must be +1 or -1")
+    sign = np.sign(loadings[orient] * orient_sign if orient is not None else loadings.sum()) or 1.0
     loadings = loadings * sign
     return Pinocchio(
         scores=z @ loadings,

@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
-from scoring.stats.alignment import alignment, counts_of, item_distances, noise_ceiling
+from scoring.stats.alignment import alignment, counts_of, item_distances, split_half_distance
 from scoring.stats.distances import (
     distributions,
     js_distance,
@@ -204,7 +204,7 @@ def test_sampled_models_widen_the_interval_and_identical_people_collapse_it():
         item_distances([[1, 0]], [[1, 0]], "kl")
 
 
-def test_noise_ceiling_matches_the_exact_hypergeometric_expectation():
+def test_split_half_distance_matches_the_exact_hypergeometric_expectation():
     # Two options, k of n people chose the first. Half the people (n/2, without
     # replacement) hold X ~ Hypergeom(n, k, n/2) of them; TV between the halves is
     # |X − (k − X)| / (n/2). Its expectation, summed exactly:
@@ -212,18 +212,18 @@ def test_noise_ceiling_matches_the_exact_hypergeometric_expectation():
     support = np.arange(0, k + 1)
     pmf = stats.hypergeom(n, k, n // 2).pmf(support)
     exact = float((pmf * np.abs(2 * support - k) / (n / 2)).sum())
-    ours = noise_ceiling([[k, n - k]], metric="tv", splits=6000, seed=8)
+    ours = split_half_distance([[k, n - k]], metric="tv", splits=6000, seed=8)
     assert ours == pytest.approx(exact, abs=0.01)
 
 
-def test_noise_ceiling_by_people_and_by_counts_agree():
+def test_split_half_distance_by_people_and_by_counts_agree():
     answers, _ = people(n=120, items=8)
-    by_person = noise_ceiling(answers, n_options=5, splits=400, seed=9)
-    by_item = noise_ceiling(counts_of(answers, 5), splits=400, seed=10)
+    by_person = split_half_distance(answers, n_options=5, splits=400, seed=9)
+    by_item = split_half_distance(counts_of(answers, 5), splits=400, seed=10)
     assert by_item == pytest.approx(by_person, rel=0.1)
-    assert noise_ceiling(np.zeros((10, 2), dtype=int), n_options=3) == 0.0
+    assert split_half_distance(np.zeros((10, 2), dtype=int), n_options=3) == 0.0
     with pytest.raises(ValueError, match="two people per item"):
-        noise_ceiling([[1, 0]])
+        split_half_distance([[1, 0]])
 
 
 # --- prediction ----------------------------------------------------------------------------
@@ -284,6 +284,11 @@ def test_pinocchio_equals_the_top_eigenvector_of_the_correlation_matrix():
     assert result.scores == pytest.approx(z @ top)
     flipped = pinocchio(scores, orient=2)
     assert flipped.loadings[2] > 0 and flipped.scores == pytest.approx(-result.scores)
+    # A scale keyed against Π (emotional stability for neuroticism) loads negatively.
+    against = pinocchio(scores, orient=2, orient_sign=-1)
+    assert against.loadings[2] < 0 and against.scores == pytest.approx(result.scores)
+    with pytest.raises(ValueError, match="orient_sign"):
+        pinocchio(scores, orient=2, orient_sign=0)
 
 
 def test_pinocchio_by_hand_and_refusals():
