@@ -183,8 +183,11 @@ def api_cells(world: World):
     }
     add_run = lambda p, staff: {200} if has(p, "add_modelrun") else {403}  # noqa: E731
     cells.append(("post", "/api/v1/runs/", queue, "modelrun", add_run))
-    for action in ("retry", "resume", "cancel"):
+    for action in ("resume", "cancel"):
         cells.append(("post", f"/api/v1/runs/{world.run_id}/{action}/", None, "modelrun", add_run))
+    # Allowed, but this run has no failed unit: "nothing to retry" (400), not a refusal.
+    retry = lambda p, staff: {400} if has(p, "add_modelrun") else {403}  # noqa: E731
+    cells.append(("post", f"/api/v1/runs/{world.run_id}/retry/", None, "modelrun", retry))
     refused = lambda p, staff: {403, 405}  # noqa: E731
     cells.append(("post", "/api/v1/endpoints/", {"name": "x"}, "modelendpoint", refused))
     cells.append(("get", "/api/schema/?format=json", None, "", lambda p, staff: {200}))
