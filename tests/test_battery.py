@@ -174,7 +174,7 @@ def test_bad_norms_stop_the_load_before_anything_is_written(tmp_path, monkeypatc
     task.write_text(NORMS_TASK)
     with pytest.raises(SpecError) as info:
         load_tasks([task])
-    assert f"{task}, field {task}: human_data[0].file: " in str(info.value)
+    assert f"{task}, field human_data[0].file: " in str(info.value)
     assert "scale: 'Z' is not one of ['X']" in str(info.value)
     assert TaskVersion.objects.count() == 0 and HumanDataset.objects.count() == 0
 

@@ -130,4 +130,7 @@ def test_bundled_bandit_matches_the_human_transcripts_wording():
         "Block 1: You pressed <<R>> and received a food reward.",
         "Block 1: You pressed <<R>> and received no food reward.",
     }
-    assert text.startswith("In this task, you have to choose between two options: L and R.\n")
+    # The instructions describe this task (fixed presses, text feedback), not the people's
+    # timed blocks with a green button, so they differ from the transcripts' first lines.
+    assert text.startswith("In this task, you choose again and again between two buttons: L and R.")
+    assert "12 blocks of 108 presses" in text and "green" not in text and "40 seconds" not in text
