@@ -205,44 +205,52 @@ class HFRunner(Runner):
             last.tails.append((i, tail))
         return units
 
-    def _batches(self, units: list[_Unit]) -> list[list[list[_Unit]]]:
+    def _batches(self, units: list[_Unit]) -> list[list[_Row]]:
         """Forward passes: rows of packed trees, at most ``max_batch_tokens`` padded tokens each.
 
-        Trees are packed longest first into rows of up to ``pack_tokens`` (a longer tree
-        gets a row of its own); rows of similar length are padded into one pass while
-        rows × width stays within the budget (a single row longer than it goes alone).
+        Trees in token order, so that those whose contexts start alike (the items of one
+        task share its instructions) are neighbours, go into rows of up to
+        ``pack_tokens`` that read their common start once (a longer tree gets a row of
+        its own); rows of similar length are padded into one pass while rows × width
+        stays within the budget (a single row longer than it goes alone).
         """
-        rows: list[list[_Unit]] = []
-        lengths: list[int] = []
-        for unit in sorted(units, key=lambda u: -u.length):
-            if self._trees and rows and lengths[-1] + unit.length <= self.pack_tokens:
-                rows[-1].append(unit)
-                lengths[-1] += unit.length
-            else:
-                rows.append([unit])
-                lengths.append(unit.length)
-        order = sorted(range(len(rows)), key=lambda k: -lengths[k])
-        batches: list[list[list[_Unit]]] = []
-        width = 0
-        for k in order:
+        rows: list[_Row] = []
+        for unit in sorted(units, key=lambda u: u.prefix) if self._trees else units:
+            row = rows[-1] if self._trees and rows else None
+            if row is not None:
+                first, root = row.units[0].prefix, 0
+                while root < min(row.root, len(unit.prefix)) and first[root] == unit.prefix[root]:
+                    root += 1
+                length = row.total + unit.length - root * len(row.units)
+                if length <= self.pack_tokens:
+                    row.root, row.total = root, row.total + unit.length
+                    row.units.append(unit)
+                    continue
+            rows.append(_Row(len(unit.prefix), unit.length, [unit]))
+        rows.sort(key=lambda r: -r.length)
+        batches: list[list[_Row]] = []
+        for row in rows:
             if (
                 batches
                 and len(batches[-1]) < self.batch_size
-                and (len(batches[-1]) + 1) * width <= self.max_batch_tokens
+                and (len(batches[-1]) + 1) * batches[-1][0].length <= self.max_batch_tokens
             ):
-                batches[-1].append(rows[k])
+                batches[-1].append(row)
             else:
-                batches.append([rows[k]])
-                width = lengths[k]  # the first row of a pass is its widest
+                batches.append([row])  # the first row of a pass is its widest
         return batches
 
-    def _score_batch(self, rows: list[list[_Unit]], encoded, results: list) -> None:
-        """One forward pass over packed rows; logits only at rows that predict a target."""
+    def _score_batch(self, rows: list[_Row], encoded, results: list) -> None:
+        """One forward pass over packed rows; logits only at rows that predict a target.
+
+        A row reads its root (the start its trees share) once, then each tree's own
+        prefix, which sees the root, then the tree's tails, which see root and prefix.
+        """
         torch = self.torch
-        width = max(sum(u.length for u in row) for row in rows)
+        width = rows[0].length
         ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
         positions = torch.zeros((len(rows), width), dtype=torch.long)
-        plain = all(len(row) == 1 and len(row[0].tails) == 1 for row in rows)
+        plain = all(len(row.units) == 1 and len(row.units[0].tails) == 1 for row in rows)
         if plain:  # one sequence per row: an ordinary right-padded causal batch
             mask = torch.zeros((len(rows), width), dtype=torch.long)
         else:
@@ -251,26 +259,35 @@ class HFRunner(Runner):
         wanted: list[tuple[int, int, int]] = []  # (batch row, column, target token)
         owners: list[tuple[int, int, int]] = []  # (request, first wanted index, count)
         for b, row in enumerate(rows):
-            at = 0
-            for unit in row:
+            r = row.root
+            ids[b, :r] = torch.tensor(row.units[0].prefix[:r], dtype=torch.long)
+            positions[b, :r] = torch.arange(r)
+            if not plain:
+                allowed[b, :r, :r] = causal[:r, :r]
+            at = r
+            for unit in row.units:
                 p = len(unit.prefix)
-                ids[b, at : at + p] = torch.tensor(unit.prefix, dtype=torch.long)
-                positions[b, at : at + p] = torch.arange(p)
+                g = p - r  # the tree's own prefix after the root
+                ids[b, at : at + g] = torch.tensor(unit.prefix[r:], dtype=torch.long)
+                positions[b, at : at + g] = torch.arange(r, p)
                 if not plain:
-                    allowed[b, at : at + p, at : at + p] = causal[:p, :p]
-                t = at + p
+                    allowed[b, at : at + g, :r] = True
+                    allowed[b, at : at + g, at : at + g] = causal[:g, :g]
+                t = at + g
                 for i, tail in unit.tails:
                     n = len(tail)
                     ids[b, t : t + n] = torch.tensor(tail, dtype=torch.long)
                     positions[b, t : t + n] = torch.arange(p, p + n)
                     if not plain:
-                        allowed[b, t : t + n, at : at + p] = True
+                        allowed[b, t : t + n, :r] = True
+                        allowed[b, t : t + n, at : at + g] = True
                         allowed[b, t : t + n, t : t + n] = causal[:n, :n]
                     seq, n_cont = encoded[i]
                     owners.append((i, len(wanted), n_cont))
                     for j in range(len(seq) - n_cont, len(seq)):
-                        # Token j is predicted at j - 1: in the prefix or in this tail.
-                        column = at + j - 1 if j - 1 < p else t + j - 1 - p
+                        # Token j is predicted at j - 1: in the root, the prefix or the tail.
+                        k = j - 1
+                        column = k if k < r else at + k - r if k < p else t + k - p
                         wanted.append((b, column, seq[j]))
                     t += n
                 at = t
@@ -440,3 +457,16 @@ class _Unit:
     @property
     def length(self) -> int:
         return len(self.prefix) + sum(len(t) for _, t in self.tails)
+
+
+@dataclass
+class _Row:
+    """Trees packed in one row: the first ``root`` prefix tokens are common to all of them."""
+
+    root: int
+    total: int  # tokens of the trees, each counted whole
+    units: list[_Unit]
+
+    @property
+    def length(self) -> int:
+        return self.total - self.root * (len(self.units) - 1)

@@ -110,3 +110,25 @@ def test_budget_settings_are_checked(tiny_llama):
         HFRunner(str(tiny_llama), max_batch_tokens=0)
     with pytest.raises(ValueError, match=r"pack_tokens must be .* not '512'"):
         HFRunner(str(tiny_llama), pack_tokens="512")
+
+
+def test_items_that_share_instructions_read_them_once(tiny_llama, reference):
+    tok = reference[0]
+    items = [r for r in MIX if r.context.startswith("Rate each statement from 1 to 5. Statement")]
+    encoded = [continuation_split(tok, r.context, r.continuation) for r in items]
+    trees = {}  # context → its tokens before the options, plus every option's tokens
+    for r, (ids, n) in zip(items, encoded, strict=True):
+        trees[r.context] = trees.get(r.context, len(ids) - n) + n
+    first = encoded[0][0]
+    root = min(
+        next(k for k, (a, b) in enumerate(zip(first, ids, strict=False)) if a != b)
+        for ids, _ in encoded[5:]  # other items (the first five are the first item's options)
+    )
+    assert len(trees) == 6 and root > 10
+    with HFRunner(str(tiny_llama), pack_tokens=512) as runner:
+        passes, _ = record_passes(runner)
+        results = runner.score(items)
+    # One row: the shared instructions once, then each item's rest and its options.
+    assert passes == [(1, root + sum(t - root for t in trees.values()))]
+    for request, result in zip(items, results, strict=True):
+        assert result.token_logprobs == pytest.approx(alone(reference, request), abs=1e-5)
