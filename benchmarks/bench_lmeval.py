@@ -296,7 +296,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--lmeval-python", default="/tmp/lmeval/bin/python")
     parser.add_argument("--model-dir", help="a transformers folder (default: bundled SmolLM2)")
-    parser.add_argument("--methods", default="hf,lm-eval,prefix,vllm,floor")
+    parser.add_argument("--methods", default="lm-eval,hf,prefix,vllm,floor")
     parser.add_argument("--runs", type=int, default=2, help="timed runs per process")
     parser.add_argument("--processes", type=int, default=1, help="fresh processes per method")
     parser.add_argument("--problems", type=int, default=100, help="choices13k problems")
@@ -339,7 +339,8 @@ def main():
             best["rss_gb"] = max(best.get("rss_gb", 0.0), got["rss_gb"])
             best.update({k: v for k, v in got.items() if k in ("logprobs", "gflops", "tflop")})
         results[method] = best
-        print(f"  {method}: done", file=sys.stderr)
+        summary = {k: v for k, v in best.items() if k != "logprobs"}
+        print(f"  {method}: {json.dumps(summary)}", file=sys.stderr)  # kept if a later one fails
 
     n_short, n_long = len(data["short"]), len(data["long"])
     print(
