@@ -12,6 +12,7 @@ Prints a table; asserts nothing.
 
 import argparse
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -39,6 +40,7 @@ def first_transcript():
 
 def main():
     parser = argparse.ArgumentParser()
+    parser.add_argument("--model-dir", help="a transformers folder instead of the random Llama")
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--spans", type=int, default=150, help="spans the peer scores")
@@ -50,7 +52,12 @@ def main():
     from benchmark.runners.tokens import windows
     from tests.tiny_model import build_tiny_llama
 
-    model_dir = build_tiny_llama(Path(tempfile.mkdtemp()), layers=args.layers, hidden=args.hidden)
+    if args.model_dir:
+        model_dir = Path(args.model_dir)
+    else:
+        model_dir = build_tiny_llama(
+            Path(tempfile.mkdtemp()), layers=args.layers, hidden=args.hidden
+        )
     text, spans = first_transcript()
     cut = spans[args.spans - 1][1]
     part = SpansRequest(text[:cut], tuple(spans[: args.spans]))
@@ -74,7 +81,7 @@ def main():
     ]
     deltas = [abs(a.logprob - b.logprob) for a, b in zip(ours, peer, strict=True)]
     print(
-        f"model: random Llama, {args.layers} layers, hidden {args.hidden}; "
+        f"model: {model_dir.name if args.model_dir else f'random Llama, {args.layers} layers'}; "
         f"max_length {args.max_length}; {os.cpu_count()} cores"
     )
     print(f"{'measure':62} {'one pass':>10} {'per span':>10} {'ratio':>8}")
@@ -90,6 +97,8 @@ def main():
     )
     label = f"whole transcript: {len(spans)} spans, {n_whole} tokens: seconds"
     print(f"{label:62} {whole_s:10.2f}")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    print(f"{'peak RSS of this process, GB':62} {peak:10.2f}")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ Prints a table; asserts nothing.
 import argparse
 import json
 import os
+import resource
 import sys
 import tempfile
 import threading
@@ -174,6 +175,7 @@ def main():
 
     logging.getLogger("httpx").setLevel(logging.WARNING)
     parser = argparse.ArgumentParser()
+    parser.add_argument("--model-dir", help="a transformers folder instead of the random Llama")
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--concurrency", type=int, default=8)
@@ -182,7 +184,12 @@ def main():
     args = parser.parse_args()
     from tests.tiny_model import build_tiny_llama
 
-    model_dir = build_tiny_llama(Path(tempfile.mkdtemp()), layers=args.layers, hidden=args.hidden)
+    if args.model_dir:
+        model_dir = Path(args.model_dir)
+    else:
+        model_dir = build_tiny_llama(
+            Path(tempfile.mkdtemp()), layers=args.layers, hidden=args.hidden
+        )
     # Alternate the two, twice, and keep each one's best time: other load on the machine
     # then hits both alike.
     ours_times, raw_times = [], []
@@ -199,7 +206,8 @@ def main():
     diff = max(
         abs(a - b) for x, y in zip(ours, raw, strict=True) for a, b in zip(x, y, strict=True)
     )
-    print(f"model: random Llama, {args.layers} layers × {args.hidden}; 50 IPIP items × 5 options")
+    model = model_dir.name if args.model_dir else f"random Llama, {args.layers} × {args.hidden}"
+    print(f"model: {model}; 50 IPIP items × 5 options")
     print(f"{'measure':52} {'ours':>10} {'peer':>10} {'ratio':>8}")
     print(
         f"{'(1) hf through the queue vs raw transformers (s)':52} {ours_s:10.2f} {raw_s:10.2f} "
@@ -218,6 +226,8 @@ def main():
         f"{'(2) openai runner, 50 ms server, requests/s':52} {got:10.1f} {ideal:10.1f} "
         f"{got / ideal:7.2f}x   (peer = concurrency / latency)"
     )
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    print(f"peak RSS of this process (every measure above): {peak:.2f} GB")
 
 
 if __name__ == "__main__":

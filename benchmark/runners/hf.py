@@ -1,9 +1,14 @@
 """Hugging Face transformers on CPU or GPU: exact scoring and sampling, batched.
 
 Scoring tokenises ``context + continuation`` once and reads the log-probabilities of
-the continuation's tokens (split by character offsets, see `benchmark.runners.tokens`)
-from one right-padded forward pass per batch: with right padding every real token
-keeps its position, and causal attention never lets it see the padding after it.
+the continuation's tokens (split by character offsets, see `benchmark.runners.tokens`).
+Requests that share a context (the options of an item) form a tree: the shared tokens
+once, then each option's tail, which sees them and itself but no other tail (a block
+mask, with each tail's positions continuing the prefix's). Trees are packed into rows
+and rows into forward passes of at most ``max_batch_tokens`` padded tokens. Only the
+hidden states that predict a continuation token go through the vocabulary-wide head,
+and each log-probability is its logit minus its row's log-sum-exp, so memory grows
+with the tokens scored, not with the tokens read.
 
 Sampling runs one ``generate`` call per request (``n`` sequences at once), each seeded
 on its own, so a request's samples do not depend on which other requests share the call.
@@ -11,9 +16,9 @@ on its own, so a request's samples do not depend on which other requests share t
 
 from __future__ import annotations
 
-import copy
 import inspect
 import threading
+from dataclasses import dataclass
 
 from benchmark.runners.base import (
     CHAT,
@@ -44,10 +49,17 @@ class HFRunner(Runner):
         model_path: the model folder (nothing is downloaded: ``local_files_only``).
         device: ``cpu``, ``cuda``, ``cuda:1`` …
         dtype: ``float32``, ``bfloat16`` or ``float16``.
-        batch_size: sequences per forward pass when scoring.
+        batch_size: most rows per forward pass when scoring (a row holds one or more
+            packed trees).
         revision: recorded only (the folder is the revision).
         gguf_file: load a GGUF file of the folder instead of safetensors.
         max_length: longest sequence; longer contexts are cut from the left.
+        max_batch_tokens: most padded tokens per scoring forward pass (rows × width);
+            only a single sequence longer than this gets a pass of its own.
+        pack_tokens: short trees are packed into rows of up to this many tokens.
+
+    Raises:
+        ValueError: ``batch_size``, ``max_batch_tokens`` or ``pack_tokens`` below 1.
     """
 
     name = "hf"
@@ -62,13 +74,26 @@ class HFRunner(Runner):
         revision: str | None = None,
         gguf_file: str | None = None,
         max_length: int | None = None,
+        max_batch_tokens: int = 4096,
+        pack_tokens: int = 512,
     ):
+        for name, value in (
+            ("batch_size", batch_size),
+            ("max_batch_tokens", max_batch_tokens),
+            ("pack_tokens", pack_tokens),
+        ):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(
+                    f"hf runner: {name} must be a whole number of at least 1, not {value!r}"
+                )
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.torch = torch
         self.device = device
         self.batch_size = batch_size
+        self.max_batch_tokens = max_batch_tokens
+        self.pack_tokens = pack_tokens
         self.revision = revision
         extra = {"gguf_file": gguf_file} if gguf_file else {}
         self.tokenizer = AutoTokenizer.from_pretrained(model_path, local_files_only=True, **extra)
@@ -85,12 +110,53 @@ class HFRunner(Runner):
         self._lock = threading.Lock()  # one forward pass at a time per loaded model
         # Whether the model can compute logits for chosen positions only.
         self._keeps_rows = "logits_to_keep" in inspect.signature(self.model.forward).parameters
+        self._split, self._trees = self._check_paths()
         if not self.tokenizer.chat_template:  # a base model without a template cannot chat
             self.capabilities = type(self).capabilities - {CHAT}
         self.check_model()
 
     def __repr__(self):
         return f"HFRunner({self.model.name_or_path!r}, device={self.device!r})"
+
+    def _check_paths(self) -> tuple[bool, bool]:
+        """Which fast paths reproduce the model's own forward pass on a short sequence.
+
+        Returns whether the output head can be applied to chosen hidden states of the
+        decoder (not for heads with soft-capping or scaling), and whether a tree mask
+        (two tails after one prefix, packed in one row) gives the logits of the two
+        sequences read alone (not for attention kernels that ignore custom masks).
+        """
+        torch = self.torch
+        vocab = self.model.config.get_text_config().vocab_size
+        ids = [(7 * k + 3) % vocab for k in range(10)]
+        tolerance = 1e-4 if self.model.dtype == torch.float32 else 5e-2
+        with torch.inference_mode():
+            whole = self.model(input_ids=torch.tensor([ids], device=self.device), use_cache=False)
+            self._decoder = self.model.get_decoder()
+            self._head = self.model.get_output_embeddings()
+            self._split = self._head is not None
+            if self._split:
+                hidden = self._decoder(
+                    input_ids=torch.tensor([ids], device=self.device), use_cache=False
+                ).last_hidden_state
+                expected = whole.logits[0].float()
+                self._split = torch.allclose(
+                    self._head(hidden)[0].float(), expected, atol=tolerance, rtol=0
+                )
+            other = ids[:6] + ids[8:]
+            by_hand = []
+            for seq in (ids, other):
+                logits = self.model(input_ids=torch.tensor([seq], device=self.device)).logits[0]
+                logp = torch.log_softmax(logits.float(), dim=-1)
+                by_hand += [float(logp[j - 1, seq[j]]) for j in (6, 7)]
+            self._trees = True
+            encoded = [(ids[:8], 2), (other, 2)]
+            results: list = [None, None]
+            for batch in self._batches(self._units(encoded, [0, 1])):
+                self._score_batch(batch, encoded, results)
+            packed = [x for r in results for x in r.token_logprobs]
+        trees = max(abs(a - b) for a, b in zip(packed, by_hand, strict=True)) <= tolerance
+        return self._split, trees
 
     # --- scoring ---------------------------------------------------------------------
 
@@ -104,97 +170,185 @@ class HFRunner(Runner):
                     f"the model reads at most {self.max_length}"
                 )
             encoded.append((ids[-self.max_length :], n_cont))  # cut long contexts from the left
-        results: list[ScoreResult | None] = [None] * len(requests)
-        # Requests that share a context (the options of one item) share one forward pass
-        # over it: its key/value cache is reused for every continuation.
+        # Requests that share a context (the options of one item) share one reading of it.
         groups: dict[str, list[int]] = {}
         for i, r in enumerate(requests):
             groups.setdefault(r.context, []).append(i)
-        singles = []
+        units = [u for members in groups.values() for u in self._units(encoded, members)]
+        results: list[ScoreResult | None] = [None] * len(requests)
         with self._lock, self.torch.inference_mode():
-            for members in groups.values():
-                if len(members) > 1 and self._score_shared(encoded, members, results):
-                    continue
-                singles += members
-            self._score_batches(encoded, singles, results)
+            for batch in self._batches(units):
+                self._score_batch(batch, encoded, results)
         return results
 
-    def _result(self, seq: list[int], n_cont: int, picked) -> ScoreResult:
-        """A score from the log-probability rows that predict the continuation's tokens."""
-        torch = self.torch
-        targets = torch.tensor(seq[-n_cont:], device=picked.device)
-        token_lp = picked.gather(1, targets[:, None])[:, 0]
-        return ScoreResult(
-            logprob=float(token_lp.sum()),
-            token_logprobs=[float(x) for x in token_lp],
-            tokens=[self.tokenizer.decode([t]) for t in seq[-n_cont:]],
-            greedy=bool((picked.argmax(dim=-1) == targets).all()),
-        )
+    def _units(self, encoded, members: list[int]) -> list[_Unit]:
+        """Requests with one context as trees: the shared tokens once, then each tail.
 
-    def _score_batches(self, encoded, indexes: list[int], results: list) -> None:
-        """Score whole sequences in padded batches, longest first (little padding)."""
-        torch = self.torch
-        order = sorted(indexes, key=lambda i: -len(encoded[i][0]))
-        for start in range(0, len(order), self.batch_size):
-            batch = order[start : start + self.batch_size]
-            width = max(len(encoded[i][0]) for i in batch)
-            ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, i in enumerate(batch):
-                seq = encoded[i][0]
-                ids[row, : len(seq)] = torch.tensor(seq)
-                mask[row, : len(seq)] = 1
-            logits = self.model(
-                input_ids=ids.to(self.device), attention_mask=mask.to(self.device)
-            ).logits.float()
-            logprobs = torch.log_softmax(logits, dim=-1)
-            for row, i in enumerate(batch):
-                seq, n_cont = encoded[i]
-                positions = torch.arange(len(seq) - n_cont - 1, len(seq) - 1)
-                results[i] = self._result(seq, n_cont, logprobs[row, positions, :])
-
-    def _score_shared(self, encoded, members: list[int], results: list) -> bool:
-        """Score requests with one context: the prefix once, then the suffixes as a batch.
-
-        Returns False (nothing done) when the sequences share too little to gain.
+        A tree longer than the token budget is split into several, each with the prefix.
+        Without tree masks (see `_check_paths`) every request is a tree of its own.
         """
-        torch = self.torch
+        if not self._trees:
+            return [
+                _Unit(encoded[i][0][: -encoded[i][1]], [(i, encoded[i][0][-encoded[i][1] :])])
+                for i in members
+            ]
         seqs = [encoded[i][0] for i in members]
         prefix = min(len(s) - n for s, n in (encoded[i] for i in members))
         while prefix > 0 and any(s[:prefix] != seqs[0][:prefix] for s in seqs[1:]):
             prefix -= 1
-        if prefix < 2:
-            return False
-        head = torch.tensor([seqs[0][:prefix]], device=self.device)
-        out = self.model(input_ids=head, use_cache=True)
-        last = torch.log_softmax(out.logits[0, -1].float(), dim=-1)  # predicts token `prefix`
-        cache = out.past_key_values
-        for start in range(0, len(members), self.batch_size):
-            batch = members[start : start + self.batch_size]
-            tails = [encoded[i][0][prefix:] for i in batch]
-            width = max(map(len, tails))
-            ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-            mask = torch.zeros((len(batch), prefix + width), dtype=torch.long)
-            mask[:, :prefix] = 1
-            for row, tail in enumerate(tails):
-                ids[row, : len(tail)] = torch.tensor(tail)
-                mask[row, prefix : prefix + len(tail)] = 1
-            batch_cache = copy.deepcopy(cache)
-            batch_cache.batch_repeat_interleave(len(batch))
-            logits = self.model(
-                input_ids=ids.to(self.device),
-                attention_mask=mask.to(self.device),
-                past_key_values=batch_cache,
-                use_cache=True,
-            ).logits.float()
-            logprobs = torch.log_softmax(logits, dim=-1)
-            for row, i in enumerate(batch):
-                seq, n_cont = encoded[i]
-                # Row k of `rows` predicts token prefix + k: the prefix's last position,
-                # then each tail position but the last.
-                rows = torch.cat([last[None, :], logprobs[row, : len(seq) - prefix - 1, :]])
-                results[i] = self._result(seq, n_cont, rows[len(seq) - n_cont - prefix :])
-        return True
+        head = seqs[0][:prefix]
+        units = [_Unit(head, [])]
+        for i, seq in zip(members, seqs, strict=True):
+            tail = seq[prefix:]
+            last = units[-1]
+            if last.tails and last.length + len(tail) > self.max_batch_tokens:
+                units.append(last := _Unit(head, []))
+            last.tails.append((i, tail))
+        return units
+
+    def _batches(self, units: list[_Unit]) -> list[list[_Row]]:
+        """Forward passes: rows of packed trees, at most ``max_batch_tokens`` padded tokens each.
+
+        Trees in token order, so that those whose contexts start alike (the items of one
+        task share its instructions) are neighbours, go into rows of up to
+        ``pack_tokens`` that read their common start once (a longer tree gets a row of
+        its own); rows of similar length are padded into one pass while rows × width
+        stays within the budget (a single row longer than it goes alone).
+        """
+        rows: list[_Row] = []
+        for unit in sorted(units, key=lambda u: u.prefix) if self._trees else units:
+            row = rows[-1] if self._trees and rows else None
+            if row is not None:
+                first, root = row.units[0].prefix, 0
+                while root < min(row.root, len(unit.prefix)) and first[root] == unit.prefix[root]:
+                    root += 1
+                length = row.total + unit.length - root * len(row.units)
+                if length <= self.pack_tokens:
+                    row.root, row.total = root, row.total + unit.length
+                    row.units.append(unit)
+                    continue
+            rows.append(_Row(len(unit.prefix), unit.length, [unit]))
+        rows.sort(key=lambda r: -r.length)
+        batches: list[list[_Row]] = []
+        for row in rows:
+            if (
+                batches
+                and len(batches[-1]) < self.batch_size
+                and (len(batches[-1]) + 1) * batches[-1][0].length <= self.max_batch_tokens
+            ):
+                batches[-1].append(row)
+            else:
+                batches.append([row])  # the first row of a pass is its widest
+        return batches
+
+    def _score_batch(self, rows: list[_Row], encoded, results: list) -> None:
+        """One forward pass over packed rows; logits only at rows that predict a target.
+
+        A row reads its root (the start its trees share) once, then each tree's own
+        prefix, which sees the root, then the tree's tails, which see root and prefix.
+        """
+        torch = self.torch
+        width = rows[0].length
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        positions = torch.zeros((len(rows), width), dtype=torch.long)
+        plain = all(len(row.units) == 1 and len(row.units[0].tails) == 1 for row in rows)
+        if plain:  # one sequence per row: an ordinary right-padded causal batch
+            mask = torch.zeros((len(rows), width), dtype=torch.long)
+        else:
+            allowed = torch.zeros((len(rows), width, width), dtype=torch.bool)
+            causal = torch.ones((width, width), dtype=torch.bool).tril()
+        wanted: list[tuple[int, int, int]] = []  # (batch row, column, target token)
+        owners: list[tuple[int, int, int]] = []  # (request, first wanted index, count)
+        for b, row in enumerate(rows):
+            r = row.root
+            ids[b, :r] = torch.tensor(row.units[0].prefix[:r], dtype=torch.long)
+            positions[b, :r] = torch.arange(r)
+            if not plain:
+                allowed[b, :r, :r] = causal[:r, :r]
+            at = r
+            for unit in row.units:
+                p = len(unit.prefix)
+                g = p - r  # the tree's own prefix after the root
+                ids[b, at : at + g] = torch.tensor(unit.prefix[r:], dtype=torch.long)
+                positions[b, at : at + g] = torch.arange(r, p)
+                if not plain:
+                    allowed[b, at : at + g, :r] = True
+                    allowed[b, at : at + g, at : at + g] = causal[:g, :g]
+                t = at + g
+                for i, tail in unit.tails:
+                    n = len(tail)
+                    ids[b, t : t + n] = torch.tensor(tail, dtype=torch.long)
+                    positions[b, t : t + n] = torch.arange(p, p + n)
+                    if not plain:
+                        allowed[b, t : t + n, :r] = True
+                        allowed[b, t : t + n, at : at + g] = True
+                        allowed[b, t : t + n, t : t + n] = causal[:n, :n]
+                    seq, n_cont = encoded[i]
+                    owners.append((i, len(wanted), n_cont))
+                    for j in range(len(seq) - n_cont, len(seq)):
+                        # Token j is predicted at j - 1: in the root, the prefix or the tail.
+                        k = j - 1
+                        column = k if k < r else at + k - r if k < p else t + k - p
+                        wanted.append((b, column, seq[j]))
+                    t += n
+                at = t
+            if plain:
+                mask[b, :at] = 1
+            else:
+                allowed[b, range(at, width), range(at, width)] = True  # padding sees itself
+        if not plain:
+            mask = torch.zeros(allowed.shape, dtype=self.model.dtype)
+            mask.masked_fill_(~allowed, torch.finfo(self.model.dtype).min)
+            mask = mask[:, None]
+        values, top = self._logprobs_at(ids, mask, positions, wanted)
+        for i, first, count in owners:
+            seq, n_cont = encoded[i]
+            token_lp = values[first : first + count]
+            results[i] = ScoreResult(
+                logprob=float(token_lp.sum()),
+                token_logprobs=[float(x) for x in token_lp],
+                tokens=[self.tokenizer.decode([t]) for t in seq[-n_cont:]],
+                greedy=bool(top[first : first + count].all()),
+            )
+
+    def _logprobs_at(self, ids, mask, positions, wanted):
+        """Log-probability of each wanted (row, column, token), and whether it was the top choice.
+
+        Only the wanted positions go through the vocabulary-wide head, ``HEAD_ROWS`` at a
+        time; each value is its logit minus the log-sum-exp of its row.
+        """
+        torch = self.torch
+        device = self.device
+        rows = torch.tensor([w[0] for w in wanted], device=device)
+        columns = torch.tensor([w[1] for w in wanted], device=device)
+        targets = torch.tensor([w[2] for w in wanted], device=device)
+        inputs = {
+            "input_ids": ids.to(device),
+            "attention_mask": mask.to(device),
+            "position_ids": positions.to(device),
+            "use_cache": False,
+        }
+        if self._split:
+            hidden = self._decoder(**inputs).last_hidden_state[rows, columns]
+            del inputs
+            pick = range(0, len(wanted), HEAD_ROWS)
+            chunks = [self._head(hidden[s : s + HEAD_ROWS]) for s in pick]
+        else:  # a model whose head is not a plain projection: its own forward, kept rows only
+            keep, where = torch.unique(columns, return_inverse=True)
+            if self._keeps_rows:
+                logits = self.model(**inputs, logits_to_keep=keep).logits
+            else:
+                logits = self.model(**inputs).logits[:, keep]
+            chunks = [logits[rows, where]]
+        values, top, start = [], [], 0
+        for logits in chunks:
+            logits = logits.float()
+            chosen = targets[start : start + len(logits)]
+            picked = logits.gather(1, chosen[:, None])[:, 0]
+            values.append(picked - torch.logsumexp(logits, dim=-1))
+            top.append(logits.argmax(dim=-1) == chosen)
+            start += len(logits)
+        return torch.cat(values).cpu(), torch.cat(top).cpu()
 
     def _score_spans(self, requests: list[SpansRequest]) -> list[list[ScoreResult]]:
         """Every span of a text from one pass over it (rolling windows past ``max_length``)."""
@@ -212,25 +366,19 @@ class HFRunner(Runner):
     def _token_logprobs(self, ids: list[int], targets: list[int]) -> dict[int, tuple]:
         """Log-probability, top-choice flag and text of each target token, given those before.
 
-        Only the rows that predict targets are turned into logits.
+        Only the rows that predict targets are turned into logits (see `_logprobs_at`).
         """
         torch = self.torch
         found = {}
-        wanted = set(targets)
+        targets = set(targets)
         for start, end, first in windows(len(ids), self.max_length):
-            here = [t for t in range(first, end) if t in wanted]
+            here = [t for t in range(first, end) if t in targets]
             if not here:
                 continue
-            window = torch.tensor([ids[start:end]], device=self.device)
-            rows = torch.tensor([t - start - 1 for t in here], device=self.device)
-            if self._keeps_rows:  # the vocabulary-wide logits of a long window would not fit
-                logits = self.model(input_ids=window, logits_to_keep=rows).logits[0]
-            else:
-                logits = self.model(input_ids=window).logits[0, rows]
-            logprobs = torch.log_softmax(logits.float(), dim=-1)
-            chosen = torch.tensor([ids[t] for t in here], device=self.device)
-            values = logprobs.gather(1, chosen[:, None])[:, 0]
-            top = logprobs.argmax(dim=-1) == chosen
+            window = torch.tensor([ids[start:end]])
+            positions = torch.arange(end - start)[None, :]
+            wanted = [(0, t - start - 1, ids[t]) for t in here]
+            values, top = self._logprobs_at(window, torch.ones_like(window), positions, wanted)
             for k, t in enumerate(here):
                 found[t] = (float(values[k]), bool(top[k]), self.tokenizer.decode([ids[t]]))
         return found
@@ -295,3 +443,31 @@ def _cut_at_stop(text: str, stop: tuple[str, ...], hit_limit: bool) -> tuple[str
     if cuts:
         return text[: min(cuts)], "stop"
     return text, "length" if hit_limit else "stop"
+
+
+HEAD_ROWS = 1024  # hidden states turned into vocabulary-wide logits at a time
+
+
+@dataclass
+class _Unit:
+    """Requests with one context: the shared tokens, then (request index, tail tokens)."""
+
+    prefix: list[int]
+    tails: list[tuple[int, list[int]]]
+
+    @property
+    def length(self) -> int:
+        return len(self.prefix) + sum(len(t) for _, t in self.tails)
+
+
+@dataclass
+class _Row:
+    """Trees packed in one row: the first ``root`` prefix tokens are common to all of them."""
+
+    root: int
+    total: int  # tokens of the trees, each counted whole
+    units: list[_Unit]
+
+    @property
+    def length(self) -> int:
+        return self.total - self.root * (len(self.units) - 1)
