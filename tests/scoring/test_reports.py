@@ -425,6 +425,24 @@ def test_report_numbers_determinism_api_admin_and_command(selection, admin_clien
     check_api_admin_and_command(selection, admin_client, capsys)
 
 
-def test_withdrawal_makes_stale_and_bad_selections_are_refused(selection, tmp_path):
+def check_no_secret_in_the_bundle(selection, monkeypatch, settings):
+    # A canary in the key variables a worker may read, and the server's own secret key:
+    # neither may appear in any file of the ZIP (methods, versions and parameters included).
+    from tests.security.conftest import CANARY
+
+    for variable in ("GEPPETTO_KEY_LAB", "OPENAI_API_KEY", "DATABASE_PASSWORD"):
+        monkeypatch.setenv(variable, CANARY)
+    report = create_report(runs=selection["runs"], params=PARAMS, enqueue=False)
+    files = read(build_report(report=report))
+    assert files
+    for name, data in files.items():
+        assert CANARY.encode() not in data, name
+        assert settings.SECRET_KEY.encode() not in data, name
+
+
+def test_withdrawal_makes_stale_and_bad_selections_are_refused(
+    selection, tmp_path, monkeypatch, settings
+):
+    check_no_secret_in_the_bundle(selection, monkeypatch, settings)
     check_a_withdrawal_makes_the_report_stale(selection)
     check_bad_selections_are_refused(selection, tmp_path)
