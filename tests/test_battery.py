@@ -350,16 +350,13 @@ def test_a_run_on_the_battery_neuroticism_scale_is_placed_among_its_people(hf_en
 
 @pytest.mark.slow
 @pytest.mark.django_db
-def test_smollm2_answers_the_whole_battery_in_exact_mode():
+def test_smollm2_answers_the_whole_battery_in_exact_mode(smollm2_folder):
     """The bundled SmolLM2-135M-Instruct over every battery task, through work units."""
-    from benchmark.local_models import prepare_smollm2
-
-    folder, revision = prepare_smollm2()
     endpoint = ModelEndpoint.objects.create(
         name="smollm2",
         provider=Provider.HF,
-        model=str(folder),
-        revision=revision,
+        model=str(smollm2_folder),
+        revision="bundled",
         settings={"device": "cpu", "dtype": "float32", "batch_size": 8},
     )
     results = load_tasks(BATTERY)
