@@ -30,9 +30,27 @@ def tiny_llama(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def smollm2_folder(tmp_path_factory):
-    """The bundled SmolLM2-135M-Instruct converted as `make run` converts it (slow: ~1 min)."""
+def smollm2_conversion(tmp_path_factory):
+    """The bundled SmolLM2-135M-Instruct converted once per session as `make run` does it.
+
+    Returns the folder, its revision, the lines the conversion said and what it wrote to
+    stderr (slow: ~1 min of CPU).
+    """
+    import contextlib
+    import io
+    from types import SimpleNamespace
+
     from benchmark.local_models import prepare_smollm2
 
-    folder, _ = prepare_smollm2(tmp_path_factory.mktemp("smollm2") / "smollm2")
-    return folder
+    said, err = [], io.StringIO()
+    with contextlib.redirect_stderr(err):
+        folder, revision = prepare_smollm2(
+            tmp_path_factory.mktemp("smollm2") / "smollm2", say=said.append
+        )
+    return SimpleNamespace(folder=folder, revision=revision, said=said, stderr=err.getvalue())
+
+
+@pytest.fixture(scope="session")
+def smollm2_folder(smollm2_conversion):
+    """The folder of the converted SmolLM2 (see `smollm2_conversion`)."""
+    return smollm2_conversion.folder

@@ -13,15 +13,14 @@ pytestmark = pytest.mark.slow
 PROMPT = "The capital of France is"
 
 
-def test_converted_model_knows_paris_and_matches_the_gguf(tmp_path, capfd):
-    said = []
-    folder, revision = prepare_smollm2(tmp_path / "smollm2", say=said.append)
+def test_converted_model_knows_paris_and_matches_the_gguf(smollm2_conversion):
+    folder, revision = smollm2_conversion.folder, smollm2_conversion.revision
     assert len(revision) == 12
     # Steps are said once each; no per-tensor progress lines when not on a terminal.
+    said = smollm2_conversion.said
     assert said[0].startswith("Reading SmolLM2-135M-Instruct.Q4_1.gguf") and len(said) == 2
-    out, err = capfd.readouterr()
-    assert "de-quantizing" not in out + err
-    assert prepare_smollm2(tmp_path / "smollm2") == (folder, revision)  # converted once
+    assert "de-quantizing" not in smollm2_conversion.stderr
+    assert prepare_smollm2(folder) == (folder, revision)  # converted once
     runner = get_runner("hf", model_path=str(folder))
     paris, london = runner.score([ScoreRequest(PROMPT, " Paris"), ScoreRequest(PROMPT, " London")])
     assert paris.logprob > london.logprob + 1.0
