@@ -36,7 +36,7 @@ def test_anonymous_visitors_see_the_server_and_no_study(client, study_and_run):
         and "/s/pilot/" not in html
         and "#" + str(study_and_run[1].pk) not in html
     )
-    assert "Sign in" in html
+    assert "Sign in" in html and "after signing in" in html  # the API docs need a login
 
 
 @pytest.mark.embedded
