@@ -4,8 +4,21 @@ Tasks are named by slug (``?task=``) and datasets by slug (``?dataset=``) everyw
 """
 
 import django_filters
+from django import forms
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 
 from benchmark.models import HumanDataset, Item, ItemDistribution, TaskVersion, Transcript
+
+
+@extend_schema_field(OpenApiTypes.INT)
+class IdFilter(django_filters.Filter):
+    """An object id as a plain integer: an id that does not exist matches nothing.
+
+    (A model-choice filter answers 400 for it, which refuses a well-formed request.)
+    """
+
+    field_class = forms.IntegerField
 
 
 class VersionFilter(django_filters.FilterSet):
@@ -22,6 +35,7 @@ class ItemFilter(django_filters.FilterSet):
     """Items by version id, task slug, scale and key."""
 
     task = django_filters.CharFilter(field_name="version__task__slug")
+    version = IdFilter(field_name="version_id")
 
     class Meta:
         model = Item

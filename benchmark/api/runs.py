@@ -5,6 +5,7 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from benchmark.api.fields import SlugReference
 from benchmark.api.permissions import ModelPermissions
 from benchmark.forms_runs import QueueRunForm
 from benchmark.models import ModelEndpoint, ModelRun
@@ -100,7 +101,7 @@ class RunSerializer(serializers.ModelSerializer):
 class QueueRunSerializer(serializers.Serializer):
     """What to queue: the same fields as the admin's "Queue a model run" form."""
 
-    endpoint = serializers.SlugRelatedField(slug_field="name", queryset=ModelEndpoint.objects.all())
+    endpoint = SlugReference(slug_field="name", queryset=ModelEndpoint.objects.all())
     task_version = serializers.IntegerField()
     mode = serializers.CharField(default="participant")
     scoring_mode = serializers.CharField(required=False, allow_blank=True, default="")

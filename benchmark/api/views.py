@@ -2,20 +2,12 @@
 
 from django.db.models import Count, Prefetch
 from rest_framework import viewsets
-from rest_framework.pagination import PageNumberPagination
 
 from benchmark.api import filters as f
 from benchmark.api import serializers as s
+from benchmark.api.pages import Pages
 from benchmark.api.permissions import StaffOrViewPermission
 from benchmark.models import HumanDataset, Item, ItemDistribution, Task, TaskVersion, Transcript
-
-
-class Pages(PageNumberPagination):
-    """``?page=`` and ``?page_size=`` (at most 500)."""
-
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 500
 
 
 class ReadOnly(viewsets.ReadOnlyModelViewSet):

@@ -6,6 +6,7 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from benchmark.api.fields import SlugReference
 from benchmark.api.permissions import ModelPermissions
 from benchmark.models import HumanDataset, ModelRun
 from scoring.models import Report, ReportState
@@ -57,9 +58,11 @@ class CreateReportSerializer(serializers.Serializer):
     """What to build: runs (ids), optional datasets (slugs), sections and parameters."""
 
     runs = serializers.PrimaryKeyRelatedField(
-        many=True, queryset=ModelRun.objects.select_related("task_version__task")
+        many=True,
+        allow_empty=False,
+        queryset=ModelRun.objects.select_related("task_version__task"),
     )
-    datasets = serializers.SlugRelatedField(
+    datasets = SlugReference(
         many=True, slug_field="slug", queryset=HumanDataset.objects.all(), required=False
     )
     sections = serializers.ListField(
