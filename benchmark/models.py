@@ -265,7 +265,9 @@ class ScaleNorm(models.Model):
     statistic = models.CharField(max_length=10, choices=NormStatistic.choices)
     mean = models.FloatField()
     sd = models.FloatField()
-    n = models.PositiveIntegerField()
+    n = models.PositiveIntegerField(
+        null=True, blank=True, help_text="empty when the source does not give the sample size"
+    )
     source = models.CharField(max_length=500, help_text="citation, with page or table")
 
     class Meta:
@@ -275,7 +277,9 @@ class ScaleNorm(models.Model):
                 fields=["dataset", "scale", "group"], name="scalenorm_unique_group"
             ),
             models.CheckConstraint(condition=models.Q(sd__gt=0), name="scalenorm_sd_positive"),
-            models.CheckConstraint(condition=models.Q(n__gte=2), name="scalenorm_n_two"),
+            models.CheckConstraint(
+                condition=models.Q(n__isnull=True) | models.Q(n__gte=2), name="scalenorm_n_two"
+            ),
         ]
 
     def __str__(self):

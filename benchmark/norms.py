@@ -31,7 +31,7 @@ class NormRow:
     statistic: str
     mean: float
     sd: float
-    n: int
+    n: int | None  # None: the source gives the norms without their sample size
     source: str
 
 
@@ -45,8 +45,8 @@ def check_rows(rows: list[NormRow], scales: set[str], where: str) -> list[NormRo
 
     Raises:
         NormsError: an unknown scale, a statistic other than mean/sum, a non-finite mean,
-            an SD that is not positive, n below 2, an empty source, or a scale and group
-            given twice.
+            an SD that is not positive, n below 2 (None, not published, is allowed), an
+            empty source, or a scale and group given twice.
     """
     problems, seen = [], {}
     for index, row in enumerate(rows):
@@ -59,8 +59,8 @@ def check_rows(rows: list[NormRow], scales: set[str], where: str) -> list[NormRo
             problems.append(f"{at}, mean: must be a number")
         if not (math.isfinite(row.sd) and row.sd > 0):
             problems.append(f"{at}, sd: must be positive, got {row.sd}")
-        if row.n < 2:
-            problems.append(f"{at}, n: must be 2 or more, got {row.n}")
+        if row.n is not None and row.n < 2:
+            problems.append(f"{at}, n: must be 2 or more (or empty if unpublished), got {row.n}")
         if not row.group.strip():
             problems.append(f"{at}, group: is empty")
         if not row.source.strip():
@@ -78,6 +78,9 @@ def check_rows(rows: list[NormRow], scales: set[str], where: str) -> list[NormRo
 
 def read_norms_csv(path: Path, scales: set[str]) -> list[NormRow]:
     """Read and check a norms CSV file (header ``scale,group,statistic,mean,sd,n,source``).
+
+    An empty ``n`` means the source published the mean and SD without the sample size;
+    such rows cannot be pooled across groups.
 
     Raises:
         NormsError: a missing column, a value that is not a number (naming file, line and
@@ -99,7 +102,7 @@ def read_norms_csv(path: Path, scales: set[str]) -> list[NormRow]:
                     statistic=record["statistic"].strip(),
                     mean=_number(record, "mean", float),
                     sd=_number(record, "sd", float),
-                    n=_number(record, "n", int),
+                    n=_number(record, "n", int) if (record.get("n") or "").strip() else None,
                     source=record["source"].strip(),
                 )
             )

@@ -33,7 +33,7 @@ class ScalePosition:
     group: str
     mean: float  # people's
     sd: float
-    n: int
+    n: int | None  # None: norms published without their sample size
     z: float
     percentile: float  # normal (norms) or empirical (people's answers)
     basis: str  # "norms" or "people"

@@ -106,7 +106,7 @@ def test_a_norms_file_is_checked_row_by_row(tmp_path):
         f"{path} row 1, scale: 'Y' is not one of ['X']",
         f"{path} row 1, statistic: must be one of ['mean', 'sum']",
         f"{path} row 1, sd: must be positive, got 0.0",
-        f"{path} row 1, n: must be 2 or more, got 1",
+        f"{path} row 1, n: must be 2 or more (or empty if unpublished), got 1",
         f"{path} row 1, source: is empty (give the citation and table or page)",
         f"{path} row 3: scale 'X', group 'men' already given in row 2",
     ]

@@ -50,7 +50,8 @@ def create_norms_dataset(
 
     Returns:
         The dataset and whether it was created now. Its ``n_participants`` is the largest
-        group's n (groups may overlap, e.g. everyone and women).
+        group's n (groups may overlap, e.g. everyone and women), or None when no row gives
+        its sample size.
 
     Raises:
         NormsError: no rows, or the slug is taken by other content.
@@ -73,7 +74,7 @@ def create_norms_dataset(
         file_name=file_name,
         licence=licence,
         provenance=provenance,
-        n_participants=max(r.n for r in rows),
+        n_participants=max((r.n for r in rows if r.n is not None), default=None),
     )
     ScaleNorm.objects.bulk_create(
         [
