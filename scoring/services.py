@@ -32,6 +32,7 @@ from scoring import frames
 from scoring.models import Report, ReportState
 from scoring.reports import bundle as bundles
 from scoring.reports.first_person import first_person
+from scoring.reports.individual import individual_section
 from scoring.reports.likelihood import likelihood
 from scoring.reports.link import link
 from scoring.reports.pinocchio import PinocchioError, pinocchio_section
@@ -44,7 +45,7 @@ DEFAULT_PARAMS = {
     "confidence": 0.95,
     "pi_orient": "",
 }
-SECTION_KINDS = ("first_person", "third_person", "likelihood", "pinocchio", "link")
+SECTION_KINDS = ("first_person", "third_person", "individual", "likelihood", "pinocchio", "link")
 
 
 class ReportError(ValueError):
@@ -153,6 +154,13 @@ def plan_sections(
                 sections.append(f"third_person:{slug}:{dataset.slug}")
             if modes >= {RunMode.PARTICIPANT, RunMode.PREDICT_POPULATION}:
                 sections.append(f"link:{slug}:{dataset.slug}")
+        # Individual predictions are scored on the people of their own run's dataset.
+        for d in sorted(
+            {r.dataset for r in task_runs if r.mode == RunMode.PREDICT_INDIVIDUAL},
+            key=lambda d: d.slug,
+        ):
+            sections.append(f"individual:{slug}:{d.slug}")
+            used.append(d)
     if any(r.mode == RunMode.LIKELIHOOD for r in runs):
         sections.append("likelihood")
     rows = {
@@ -305,6 +313,18 @@ def compute_sections(report: Report, progress: Callable[[float, str], None]) -> 
                 section = link(
                     done[f"first_person:{slug}:{dataset}"], done[f"third_person:{slug}:{dataset}"]
                 )
+        elif kind == "individual":
+            slug, dataset = rest
+            items = item_sets[slug]
+            human = frames.human_items(datasets[dataset], items)
+            chosen = [
+                (frames.run_info(r), frames.individual_predictions(r, items, human))
+                for r in runs
+                if r.task_version.task.slug == slug
+                and r.mode == RunMode.PREDICT_INDIVIDUAL
+                and r.dataset.slug == dataset
+            ]
+            section = individual_section(chosen, human, items, params)
         elif kind == "likelihood":
             section = likelihood(
                 [
