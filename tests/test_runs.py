@@ -402,11 +402,56 @@ def test_predict_population_parses_stated_percentages(hf_endpoint, questionnaire
     for r in run.responses.all():
         assert "percentage of people" in r.prompt
         assert r.prompt.endswith("Answer:")
+        assert r.details["path"] == "sampled"
         # A random tiny model rarely states a valid distribution: it is kept and flagged.
         if r.details["unparsed"]:
             assert r.distribution is None
         else:
             assert math.isclose(sum(r.distribution.values()), 1.0)
+
+
+def test_predict_population_exact_gives_one_prediction_per_item(hf_endpoint, questionnaire):
+    from benchmark.runners.population import POPULATION_EXACT_DEFINITION, population_prediction
+
+    run = queue_run(
+        endpoint=hf_endpoint,
+        task_version=questionnaire,
+        mode=RunMode.PREDICT_POPULATION,
+        scoring_mode=ScoringMode.EXACT,
+        samples=3,  # ignored: an exact prediction is one per item
+    )
+    assert run.scoring_mode == ScoringMode.EXACT
+    # The definition is on the run and in its prompt hash, apart from the sampled runs'.
+    assert run.params["exact_definition"] == POPULATION_EXACT_DEFINITION
+    sampled = queue_run(
+        endpoint=hf_endpoint, task_version=questionnaire, mode=RunMode.PREDICT_POPULATION
+    )
+    assert sampled.scoring_mode == ScoringMode.SAMPLED and sampled.prompt_hash != run.prompt_hash
+    assert sum(u.expected for u in run.units.all()) == 2
+    drain(run)
+    assert run.state == RunState.COMPLETED
+    responses = list(run.responses.order_by("item_key"))
+    assert [(r.item_key, r.sample_index) for r in responses] == [("q1", 0), ("q2", 0)]
+    with get_runner("hf", model_path=hf_endpoint.model) as runner:
+        for r in responses:
+            assert r.details["path"] == "exact" and r.details["unparsed"] is False
+            assert r.prompt.endswith("Answer:") and "percentage of people" in r.prompt
+            alone = population_prediction(runner, r.prompt, ["1", "2", "3"])
+            assert r.distribution == pytest.approx(alone.probs, abs=1e-9)
+            assert r.details["percent"] == pytest.approx(alone.percent, abs=1e-7)
+            assert sum(r.details["percent"].values()) == pytest.approx(100.0)
+            assert r.mass_outside == pytest.approx(sum(alone.mass_outside.values()) / 3)
+
+
+def test_predict_population_exact_needs_log_probabilities(questionnaire):
+    claude = ModelEndpoint.objects.create(name="c", provider=Provider.ANTHROPIC, model="x")
+    with pytest.raises(RunError, match="gives no log-probabilities"):
+        queue_run(
+            endpoint=claude,
+            task_version=questionnaire,
+            mode=RunMode.PREDICT_POPULATION,
+            scoring_mode=ScoringMode.EXACT,
+        )
 
 
 def test_predict_individual_uses_each_participants_profile(hf_endpoint, questionnaire):

@@ -43,14 +43,31 @@ EXACT_DEFINITION = (
 )
 
 
-def closing_for(options: list[str]) -> str:
-    """``">>"`` when an option is a prefix of another (then it must be closed), else ``""``.
+def closing_for(options: list[str], close: str = CLOSE) -> str:
+    """``close`` when an option is a prefix of another (then it must be closed), else ``""``.
 
     Prefix-free strings are prefix-free token sequences for any tokenizer (the tokens of
     a prefix decode to a prefix), so the string test never leaves a prefix unclosed; it
     may close options that a particular tokenizer would already keep apart.
+
+    Args:
+        options: the answers to tell apart.
+        close: the marker that ends an answer (``>>`` after ``<<``; ``%`` after a number).
     """
-    return CLOSE if any(a != b and b.startswith(a) for a in options for b in options) else ""
+    return close if any(a != b and b.startswith(a) for a in options for b in options) else ""
+
+
+def renormalise(logprobs: list[float]) -> tuple[list[float], float]:
+    """Probabilities renormalised over the given log-probabilities, and the mass outside them.
+
+    Computed from the largest log-probability down, so that very unlikely answers do
+    not underflow to a zero total.
+    """
+    top = max(logprobs)
+    weights = [math.exp(lp - top) for lp in logprobs]
+    total = sum(weights)
+    inside = math.exp(top) * total
+    return [w / total for w in weights], min(1.0, max(0.0, 1.0 - inside))
 
 
 def option_distribution(
@@ -73,15 +90,12 @@ def option_distribution(
         closing = closing_for(options)
     results = runner.score([ScoreRequest(prompt, option + closing) for option in options])
     logprobs = {o: r.logprob for o, r in zip(options, results, strict=True)}
-    top = max(logprobs.values())
-    weights = {o: math.exp(lp - top) for o, lp in logprobs.items()}
-    total = sum(weights.values())
-    inside = math.exp(top) * total
+    probs, mass_outside = renormalise(list(logprobs.values()))
     return OptionDistribution(
-        probs={o: w / total for o, w in weights.items()},
+        probs=dict(zip(options, probs, strict=True)),
         mode="exact",
         logprobs=logprobs,
-        mass_outside=min(1.0, max(0.0, 1.0 - inside)),
+        mass_outside=mass_outside,
         closing=closing,
     )
 

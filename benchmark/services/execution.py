@@ -11,37 +11,27 @@ that had been made.
 from __future__ import annotations
 
 import atexit
-import hashlib
 import json
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
-from decimal import Decimal
 
 import numpy as np
-from django.db import IntegrityError, transaction
-from django.db.models import F
 
 from benchmark.models import (
-    CachedCall,
     ModelEndpoint,
-    ModelResponse,
     ModelRun,
     Provider,
     RunMode,
-    RunState,
     ScoringMode,
     Transcript,
-    WorkUnit,
 )
 from benchmark.rendering import Turn, environment_for, render_profile, render_prompt, spec_items
 from benchmark.services import leases
 from benchmark.services.leases import LeaseLost, Stop
+from benchmark.services.responses import Context, Outcome, cache_key, cached_call
 from benchmark.services.runs import (
-    ACTIVE_RUN_STATES,
     CHARS_PER_TOKEN,
-    cost_of,
     endpoint_capabilities,
     population_prompt,
     preamble_for,
@@ -112,130 +102,7 @@ def close_runners() -> None:
         _runners.clear()
 
 
-# --- the response cache -------------------------------------------------------------------
-
-
-def cache_key(endpoint: ModelEndpoint, kind: str, prompt: str, extra: dict, sample: int) -> str:
-    """Endpoint + revision, prompt hash, call parameters and sample index → a key."""
-    material = json.dumps(
-        [
-            endpoint.provider,
-            endpoint.model,
-            endpoint.revision,
-            kind,
-            hashlib.sha256(prompt.encode()).hexdigest(),
-            extra,
-            sample,
-        ],
-        sort_keys=True,
-    )
-    return hashlib.sha256(material.encode()).hexdigest()
-
-
-def cached_call(endpoint: ModelEndpoint, key: str, compute) -> tuple[dict, bool]:
-    """The stored answer for ``key``, or ``compute()`` stored under it; and whether it was hit."""
-    hit = CachedCall.objects.filter(key=key).values_list("value", flat=True).first()
-    if hit is not None:
-        return hit, True
-    value = compute()
-    try:
-        with transaction.atomic():
-            CachedCall.objects.create(key=key, endpoint=endpoint, value=value)
-    except IntegrityError:
-        pass  # another worker stored the same call meanwhile: both answers are equivalent
-    return value, False
-
-
 # --- one unit --------------------------------------------------------------------------------
-
-
-@dataclass
-class Outcome:
-    """One response to record."""
-
-    item_key: str
-    sample_index: int
-    prompt: str = ""
-    raw_output: str = ""
-    answer: str = ""
-    distribution: dict | None = None
-    mass_outside: float | None = None
-    logprob: float | None = None
-    details: dict = field(default_factory=dict)
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    latency_ms: float = 0.0
-    cached: bool = False
-
-
-@dataclass
-class Context:
-    """What an executor needs: the run, its spec and items, the runner, and the unit."""
-
-    run: ModelRun
-    unit: WorkUnit
-    spec: object
-    items: list
-    runner: object
-    done: set = field(default_factory=set)
-
-    @property
-    def endpoint(self) -> ModelEndpoint:
-        """The run's endpoint."""
-        return self.run.endpoint
-
-    def save(self, outcome: Outcome) -> None:
-        """Upsert one response, add its cost, apply the budget, extend the lease.
-
-        Raises:
-            LeaseLost: another worker holds the unit now; nothing was written.
-        """
-        cost = (
-            Decimal(0)
-            if outcome.cached
-            else cost_of(self.endpoint, outcome.prompt_tokens, outcome.completion_tokens)
-        )
-        with transaction.atomic():
-            leases.hold(self.unit)  # locks the unit's row until this write commits
-            ModelResponse.objects.update_or_create(
-                run=self.run,
-                item_key=outcome.item_key,
-                sample_index=outcome.sample_index,
-                defaults={
-                    "unit": self.unit,
-                    "scoring_mode": self.run.scoring_mode,
-                    "prompt": outcome.prompt,
-                    "raw_output": outcome.raw_output,
-                    "answer": outcome.answer,
-                    "distribution": outcome.distribution,
-                    "mass_outside": outcome.mass_outside,
-                    "logprob": outcome.logprob,
-                    "details": outcome.details,
-                    "prompt_tokens": outcome.prompt_tokens,
-                    "completion_tokens": outcome.completion_tokens,
-                    "cost_usd": cost,
-                    "latency_ms": outcome.latency_ms,
-                    "cached": outcome.cached,
-                },
-            )
-            if cost:
-                ModelRun.objects.filter(pk=self.run.pk).update(cost_usd=F("cost_usd") + cost)
-        self.done.add((outcome.item_key, outcome.sample_index))
-        self.check_active()
-
-    def check_active(self) -> None:
-        """Raise `Stop` when the run is no longer active or its budget is spent."""
-        paused = ModelRun.objects.filter(
-            pk=self.run.pk,
-            state__in=ACTIVE_RUN_STATES,
-            budget_usd__isnull=False,
-            cost_usd__gte=F("budget_usd"),
-        ).update(state=RunState.PAUSED, error="budget reached")
-        if paused:
-            raise Stop("budget reached")
-        state = ModelRun.objects.filter(pk=self.run.pk).values_list("state", flat=True).first()
-        if state not in ACTIVE_RUN_STATES:
-            raise Stop(f"run is {state}")
 
 
 def execute_unit(unit_id: int) -> str:
@@ -327,6 +194,27 @@ def exact_distribution(ctx: Context, prompt: str, options: list[str]) -> tuple[d
 
     started = time.perf_counter()
     key = cache_key(ctx.endpoint, "options", prompt, {"options": options, "closing": closing}, 0)
+    value, hit = cached_call(ctx.endpoint, key, compute)
+    return value, hit, (time.perf_counter() - started) * 1000
+
+
+def exact_population(ctx: Context, prompt: str, options: list[str]) -> tuple[dict, bool, float]:
+    """Population prediction from log-probabilities (cached): value, cache hit, latency (ms)."""
+    from benchmark.runners.population import POPULATION_EXACT_DEFINITION, population_prediction
+
+    def compute():
+        p = _provider_call(lambda: population_prediction(ctx.runner, prompt, options))
+        return {
+            "probs": p.probs,
+            "percent": p.percent,
+            "expected": p.expected,
+            "mass_outside": p.mass_outside,
+            "closing": p.closing,
+        }
+
+    started = time.perf_counter()
+    extra = {"options": options, "definition": POPULATION_EXACT_DEFINITION}
+    key = cache_key(ctx.endpoint, "population", prompt, extra, 0)
     value, hit = cached_call(ctx.endpoint, key, compute)
     return value, hit, (time.perf_counter() - started) * 1000
 
@@ -475,8 +363,39 @@ def run_predict_individual(ctx: Context) -> list[str]:
     return _run_items(ctx, work)
 
 
+def _predict_population_exact(ctx: Context, key: str, prompt: str, options: list[str]) -> Outcome:
+    """One exact prediction: each option's expected percentage, renormalised (see runners)."""
+    from benchmark.runners.population import NUMBERS
+
+    value, hit, ms = exact_population(ctx, prompt, options)
+    outside = value["mass_outside"]
+    return Outcome(
+        item_key=key,
+        sample_index=0,
+        prompt=prompt,
+        distribution=value["probs"],
+        mass_outside=sum(outside.values()) / len(outside),  # mean over the options
+        details={
+            "path": "exact",
+            "unparsed": False,
+            "percent": value["percent"],
+            "expected_percent": value["expected"],
+            "mass_outside_per_option": outside,
+            "continuation": "' n" + value["closing"] + "' after ' option:'",
+        },
+        prompt_tokens=len(options) * len(NUMBERS) * len(prompt) // CHARS_PER_TOKEN,
+        latency_ms=ms,
+        cached=hit,
+    )
+
+
 def run_predict_population(ctx: Context) -> list[str]:
-    """The model's estimate of the human answer distribution, from N parsed samples."""
+    """The model's estimate of the human answer distribution.
+
+    Exact: one prediction per item from log-probabilities (`exact_population`). Sampled:
+    N generations, each parsed as stated percentages; one that does not parse is kept
+    and flagged ``unparsed``.
+    """
     from benchmark.runners.options import parse_percentages
 
     by_key = {i.key: i for i in ctx.items}
@@ -486,6 +405,10 @@ def run_predict_population(ctx: Context) -> list[str]:
         options = [o.key for o in by_key[key].options]
         base = preamble + render_prompt(ctx.spec, [], key, items=ctx.items).text
         prompt = population_prompt(base, options)
+        if ctx.run.scoring_mode == ScoringMode.EXACT:
+            if (key, 0) not in ctx.done:
+                ctx.save(_predict_population_exact(ctx, key, prompt, options))
+            return
         for sample in range(ctx.run.samples_per_item):
             if (key, sample) in ctx.done:
                 continue
@@ -498,7 +421,7 @@ def run_predict_population(ctx: Context) -> list[str]:
                     prompt=prompt,
                     raw_output=value["text"],
                     distribution=parsed,
-                    details={"unparsed": parsed is None},
+                    details={"path": "sampled", "unparsed": parsed is None},
                     prompt_tokens=value["prompt_tokens"],
                     completion_tokens=value["completion_tokens"],
                     latency_ms=ms,

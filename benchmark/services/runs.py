@@ -34,6 +34,7 @@ from benchmark.models import (
 )
 from benchmark.rendering import spec_items
 from benchmark.runners.options import EXACT_DEFINITION
+from benchmark.runners.population import NUMBERS, POPULATION_EXACT_DEFINITION
 from benchmark.specs import spec_from_json
 
 log = logging.getLogger(__name__)
@@ -69,8 +70,9 @@ class RunError(ValueError):
 def prompt_template_text(version, variant: str, mode: str, scoring: str = "") -> str:
     """Everything that shapes the prompts of a run; its hash is recorded on the run.
 
-    For exact scoring of options, the definition of an option's probability is part of
-    it: a run scored under another definition has another hash.
+    For exact scoring, the definition of an option's probability (participants) or of
+    a predicted share (population predictions) is part of it: a run scored under another
+    definition has another hash.
     """
     spec = version.spec
     parts = [
@@ -80,9 +82,16 @@ def prompt_template_text(version, variant: str, mode: str, scoring: str = "") ->
         json.dumps(spec.get("prompt"), sort_keys=True),
         POPULATION_QUESTION if mode == RunMode.PREDICT_POPULATION else "",
     ]
-    if scoring == ScoringMode.EXACT and mode != RunMode.LIKELIHOOD:
-        parts.append(EXACT_DEFINITION)
+    if definition := exact_definition(mode, scoring):
+        parts.append(definition)
     return "\n".join(parts)
+
+
+def exact_definition(mode: str, scoring: str) -> str:
+    """What an exact answer of a run in this mode is (empty when the run is not exact)."""
+    if scoring != ScoringMode.EXACT or mode == RunMode.LIKELIHOOD:
+        return ""
+    return POPULATION_EXACT_DEFINITION if mode == RunMode.PREDICT_POPULATION else EXACT_DEFINITION
 
 
 def preamble_for(run: ModelRun) -> str:
@@ -128,9 +137,11 @@ def endpoint_capabilities(endpoint: ModelEndpoint) -> frozenset[str]:
 def _scoring_mode(endpoint: ModelEndpoint, mode: str, requested: str | None) -> str:
     can_score = "score" in endpoint_capabilities(endpoint)
     if mode == RunMode.PREDICT_POPULATION:
-        if requested == ScoringMode.EXACT:
-            raise RunError("predict_population parses stated percentages: use sampled scoring")
-        return ScoringMode.SAMPLED
+        # Sampled (stated percentages, parsed) unless exact is asked for: the exact path
+        # scores 101 numbers per option, which an API bills as many calls.
+        if requested == ScoringMode.EXACT and not can_score:
+            raise RunError(f"{endpoint.name} gives no log-probabilities: use sampled scoring")
+        return requested or ScoringMode.SAMPLED
     if mode == RunMode.LIKELIHOOD:
         if not can_score:
             raise RunError(f"{endpoint.name} cannot score log-probabilities: no likelihood runs")
@@ -217,6 +228,8 @@ def plan_run(
         units.append((chunk, len(chunk) * n_samples))
     n_options = max(len(i.options) for i in items)
     per_item_calls = n_options if scoring_mode == ScoringMode.EXACT else n_samples
+    if scoring_mode == ScoringMode.EXACT and mode == RunMode.PREDICT_POPULATION:
+        per_item_calls = n_options * len(NUMBERS)  # every number 0-100 after each option
     calls = len(pairs) * per_item_calls
     avg_prompt = len(spec.instructions) + 120
     prompt_chars = calls * avg_prompt
@@ -270,7 +283,8 @@ def queue_run(
         endpoint: the model to run.
         task_version: what it does.
         mode: participant, predict_population, predict_individual or likelihood.
-        scoring_mode: exact (log-probabilities) or sampled; default exact when the runner can.
+        scoring_mode: exact (log-probabilities) or sampled; default exact when the runner can,
+            except predict_population, sampled unless exact is asked for.
         samples: samples per item (sampled mode), or sessions played (sequential tasks).
         dataset: human transcripts (likelihood) or profiles (predict_individual).
         prompt_variant: ``neutral`` or ``human`` (respond as a typical human).
@@ -309,8 +323,8 @@ def queue_run(
     )
     template = prompt_template_text(task_version, prompt_variant, mode, scoring)
     params = dict(params or {})
-    if scoring == ScoringMode.EXACT and mode != RunMode.LIKELIHOOD:
-        params["exact_definition"] = EXACT_DEFINITION
+    if definition := exact_definition(mode, scoring):
+        params["exact_definition"] = definition
     run = ModelRun.objects.create(
         endpoint=endpoint,
         task_version=task_version,
