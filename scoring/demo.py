@@ -52,6 +52,18 @@ def _version(slug: str):
     return task.latest_version
 
 
+def check_ready() -> None:
+    """Check that the demo's tasks and transcripts are loaded (before anything starts).
+
+    Raises:
+        DemoError: what is missing and the command that loads it.
+    """
+    for slug in (QUESTIONNAIRE, CHOICES, TRANSCRIPTS):
+        _version(slug)
+    if not HumanDataset.objects.filter(slug=TRANSCRIPT_DATASET).exists():
+        raise DemoError(f"dataset {TRANSCRIPT_DATASET!r} is not loaded: run `manage.py load_tasks`")
+
+
 def queue_demo_runs(
     *,
     endpoints: list[ModelEndpoint],

@@ -58,13 +58,23 @@ class Command(BaseCommand):
 
     def handle(self, *args, **o):
         started = time.perf_counter()
-        say = self.stdout.write
+
+        def say(text: str) -> None:
+            # Each line as it happens, also when stdout is a file or a pipe (a log).
+            self.stdout.write(text)
+            self.stdout.flush()
+
         for name, value in (("--items", o["items"]), ("--threads", o["threads"])):
             if value is not None and value < 1:
                 raise CommandError(f"{name} must be at least 1")
         if o["participants"] < 0:
             raise CommandError("--participants must be 0 (all) or more")
-        endpoints = self._endpoints(o, say)
+        keys = self._model_keys(o)
+        try:
+            demo.check_ready()
+        except demo.DemoError as exc:
+            raise CommandError(str(exc)) from None
+        endpoints = self._endpoints(o, keys, say)
         stop = self._start_worker(o["threads"], say)
         try:
             runs = demo.queue_demo_runs(
@@ -97,13 +107,14 @@ class Command(BaseCommand):
             say(f"  {line}")
         say(f"Done in {time.perf_counter() - started:.0f} s, peak memory {peak:.0f} MB.")
 
-    def _endpoints(self, o, say) -> list[ModelEndpoint]:
+    def _model_keys(self, o) -> list[str]:
+        """The bundled models asked for (none when existing endpoints are named)."""
         if o["endpoint"]:
-            found = {e.name: e for e in ModelEndpoint.objects.filter(name__in=o["endpoint"])}
-            missing = [n for n in o["endpoint"] if n not in found]
+            found = set(ModelEndpoint.objects.filter(name__in=o["endpoint"]).values_list("name"))
+            missing = [n for n in o["endpoint"] if (n,) not in found]
             if missing:
                 raise CommandError(f"no endpoint named {', '.join(map(repr, missing))}")
-            return [found[n] for n in o["endpoint"]]
+            return []
         keys = [k.strip() for k in o["models"].split(",") if k.strip()]
         unknown = [k for k in keys if k not in LOCAL_MODELS]
         if unknown or not keys:
@@ -111,6 +122,11 @@ class Command(BaseCommand):
                 f"unknown model(s) {unknown or keys}; DEMO_MODELS / --models takes a "
                 f"comma-separated list of {', '.join(LOCAL_MODELS)}"
             )
+        return keys
+
+    def _endpoints(self, o, keys, say) -> list[ModelEndpoint]:
+        if o["endpoint"]:
+            return [ModelEndpoint.objects.get(name=n) for n in o["endpoint"]]
         endpoints = []
         for key in keys:
             try:
