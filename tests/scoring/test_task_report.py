@@ -123,7 +123,9 @@ def test_admin_builds_a_report_from_the_selected_version(finished, admin_client)
     # Construct names label the columns where the spec sets them, names elsewhere.
     table = list(
         csv.DictReader(
-            io.StringIO(files.read(f"csv/first_person__rep-q__{norms}/scale_percentiles.csv").decode())
+            io.StringIO(
+                files.read(f"csv/first_person__rep-q__{norms}/scale_percentiles.csv").decode()
+            )
         )
     )
     assert list(table[0]) == ["run", "model", "group", "Neuroticism", "extraversion"]
