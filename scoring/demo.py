@@ -69,6 +69,7 @@ def queue_demo_runs(
     endpoints: list[ModelEndpoint],
     max_items: int | None = None,
     participants: int | None = None,
+    predict_items: int | None = None,
     predict_samples: int = 2,
     seed: int = 0,
     say: Callable[[str], None] = lambda text: None,
@@ -79,6 +80,8 @@ def queue_demo_runs(
         endpoints: the models; each gets the same five runs.
         max_items: only the first N items of ``ipip-big5-50`` and ``choices13k``.
         participants: only the first N transcripts of the likelihood run (default: all).
+        predict_items: only the first N items in the population prediction (exact
+            predictions score 101 numbers per option: the slowest run of the demo).
         predict_samples: samples per item when the population prediction cannot be exact.
         seed: the runs' seed.
         say: called with a line of text for each run queued.
@@ -115,7 +118,10 @@ def queue_demo_runs(
         ]
         for version, mode, extra, label in plans:
             common = {"endpoint": endpoint, "task_version": version, "mode": mode, "seed": seed}
-            if mode != RunMode.LIKELIHOOD:
+            if mode == RunMode.PREDICT_POPULATION:
+                limits = [n for n in (max_items, predict_items) if n]
+                common["max_items"] = min(limits) if limits else None
+            elif mode != RunMode.LIKELIHOOD:
                 common["max_items"] = max_items
             try:
                 if mode == RunMode.PREDICT_POPULATION:

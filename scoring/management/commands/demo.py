@@ -49,6 +49,12 @@ class Command(BaseCommand):
             help="transcripts in the likelihood run (default 100 of 301; 0 = all)",
         )
         parser.add_argument("--resamples", type=int, default=1000)
+        parser.add_argument(
+            "--predict-items",
+            type=int,
+            default=10,
+            help="items in the population prediction (default the first 10; 0 = all)",
+        )
         parser.add_argument("--predict-samples", type=int, default=2)
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--threads", type=int, default=1, help="embedded worker threads")
@@ -67,8 +73,9 @@ class Command(BaseCommand):
         for name, value in (("--items", o["items"]), ("--threads", o["threads"])):
             if value is not None and value < 1:
                 raise CommandError(f"{name} must be at least 1")
-        if o["participants"] < 0:
-            raise CommandError("--participants must be 0 (all) or more")
+        for name in ("participants", "predict_items"):
+            if o[name] < 0:
+                raise CommandError(f"--{name.replace('_', '-')} must be 0 (all) or more")
         keys = self._model_keys(o)
         try:
             demo.check_ready()
@@ -81,6 +88,7 @@ class Command(BaseCommand):
                 endpoints=endpoints,
                 max_items=o["items"],
                 participants=o["participants"] or None,
+                predict_items=o["predict_items"] or None,
                 predict_samples=o["predict_samples"],
                 seed=o["seed"],
                 say=say,
