@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 
 from benchmark.models import HumanDataset, Item, ModelResponse, ModelRun, ScoringMode
-from scoring.reports.data import HumanItems, ItemSet, ModelItems, RunInfo
+from scoring.reports.data import HumanItems, IndividualPredictions, ItemSet, ModelItems, RunInfo
 
-__all__ = ["HumanItems", "ItemSet", "ModelItems", "RunInfo"]
+__all__ = ["HumanItems", "IndividualPredictions", "ItemSet", "ModelItems", "RunInfo"]
 
 
 def item_set(version) -> ItemSet:
@@ -133,6 +133,65 @@ def model_items(run: ModelRun, items: ItemSet) -> ModelItems:
         unparsed=unparsed / total if total else 0.0,
         path="exact" if exact else "sampled",
         per_item_n=np.array(counts, dtype=float),
+    )
+
+
+def individual_predictions(run: ModelRun, items: ItemSet, human: HumanItems):
+    """A ``predict_individual`` run's predictions next to the answers people gave.
+
+    Rows follow ``human.keys`` (the items of the human counts); a (person, item) the
+    person did not answer, or an item the counts do not hold, is left out.
+    """
+    from benchmark.models import Transcript
+
+    row_of = {k: i for i, k in enumerate(human.keys)}
+    width = human.counts.shape[1]
+    exact = run.scoring_mode == ScoringMode.EXACT
+    grouped: dict[tuple[int, str], np.ndarray] = {}
+    total = unparsed = 0
+    for entry, answer, dist in ModelResponse.objects.filter(run=run).values_list(
+        "item_key", "answer", "distribution"
+    ):
+        pid, key = entry.split(":", 1)
+        if key not in row_of:
+            continue
+        total += 1
+        row = grouped.setdefault((int(pid), key), np.zeros(width))
+        options = items.options[key]
+        if exact and dist:
+            row[: len(options)] += [float(dist.get(o, 0.0)) for o in options]
+        elif not exact and answer in options:
+            row[options.index(answer)] += 1
+        else:
+            unparsed += 1
+    people = {pid for pid, _ in grouped}
+    found = Transcript.objects.filter(pk__in=people).values_list("pk", "answers", "participant")
+    answers = {pk: a for pk, a, _ in found}
+    names = {pk: name for pk, _, name in found}
+    item, person, predicted, chosen = [], [], [], []
+    for (pid, key), row in sorted(grouped.items(), key=lambda kv: (kv[0][0], row_of[kv[0][1]])):
+        given = (answers.get(pid) or {}).get(key)
+        options = items.options[key]
+        if given is None or str(given) not in options:
+            continue
+        if not exact:
+            row = row.copy()
+            row[: len(options)] += 1.0  # one added to every option of a sampled count
+        if row.sum() <= 0:
+            continue
+        item.append(row_of[key])
+        person.append(pid)
+        predicted.append(row / row.sum())
+        chosen.append(options.index(str(given)))
+    return IndividualPredictions(
+        keys=list(human.keys),
+        item=np.array(item, dtype=int),
+        person=np.array(person, dtype=int),
+        predicted=np.array(predicted, dtype=float).reshape(len(item), width),
+        answer=np.array(chosen, dtype=int),
+        unparsed=unparsed / total if total else 0.0,
+        path="exact" if exact else "sampled",
+        names={pid: names[pid] for pid in set(person)},
     )
 
 

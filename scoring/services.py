@@ -33,6 +33,7 @@ from scoring import frames
 from scoring.models import Report, ReportState
 from scoring.reports import bundle as bundles
 from scoring.reports.first_person import first_person
+from scoring.reports.individual import individual_section
 from scoring.reports.likelihood import likelihood
 from scoring.reports.link import link
 from scoring.reports.pinocchio import PinocchioError, pinocchio_section
@@ -46,7 +47,7 @@ DEFAULT_PARAMS = {
     "confidence": 0.95,
     "pi_orient": "",
 }
-SECTION_KINDS = ("first_person", "third_person", "likelihood", "pinocchio", "link")
+SECTION_KINDS = ("first_person", "third_person", "individual", "likelihood", "pinocchio", "link")
 
 
 class ReportError(ValueError):
@@ -174,6 +175,13 @@ def plan_sections(
             for d in norms:
                 used.append(d)
                 sections.append(f"first_person:{slug}:{d.slug}")
+        # Individual predictions are scored on the people of their own run's dataset.
+        for d in sorted(
+            {r.dataset for r in task_runs if r.mode == RunMode.PREDICT_INDIVIDUAL},
+            key=lambda d: d.slug,
+        ):
+            sections.append(f"individual:{slug}:{d.slug}")
+            used.append(d)
     if any(r.mode == RunMode.LIKELIHOOD for r in runs):
         sections.append("likelihood")
     rows = {
@@ -244,7 +252,7 @@ def create_report(
     if not planned:
         raise ReportError(
             "nothing to compare: no section reads these runs (participant runs of sequential "
-            "tasks and predict_individual runs are not reported yet)"
+            "tasks are not reported yet)"
         )
     with transaction.atomic():
         report = Report.objects.create(
@@ -266,15 +274,20 @@ def create_report(
     return report
 
 
-REPORTED_MODES = (RunMode.PARTICIPANT, RunMode.PREDICT_POPULATION, RunMode.LIKELIHOOD)
+REPORTED_MODES = (
+    RunMode.PARTICIPANT,
+    RunMode.PREDICT_POPULATION,
+    RunMode.PREDICT_INDIVIDUAL,
+    RunMode.LIKELIHOOD,
+)
 
 
 def create_task_report(*, versions, params: dict | None = None, user=None) -> Report:
     """A report of every finished run of some task versions, against their human data.
 
     Finished: completed, with every unit done and every response there. Runs that no
-    section reads (sequential tasks played as a participant, ``predict_individual``) are
-    left out. Each task's human datasets are the default ones (`plan_sections`).
+    section reads (sequential tasks played as a participant) are left out. Each task's
+    human datasets are the default ones (`plan_sections`).
 
     Raises:
         ReportError: no version given, or nothing to compare (no finished run, or no
@@ -297,8 +310,8 @@ def create_task_report(*, versions, params: dict | None = None, user=None) -> Re
         runs.append(run)
     if not runs:
         raise ReportError(
-            f"nothing to compare: {names} has no finished participant, predict_population "
-            "or likelihood run"
+            f"nothing to compare: {names} has no finished participant, predict_population, "
+            "predict_individual or likelihood run"
         )
     return create_report(
         runs=runs,
@@ -385,6 +398,18 @@ def compute_sections(report: Report, progress: Callable[[float, str], None]) -> 
                 section = link(
                     done[f"first_person:{slug}:{dataset}"], done[f"third_person:{slug}:{dataset}"]
                 )
+        elif kind == "individual":
+            slug, dataset = rest
+            items = item_sets[slug]
+            human = frames.human_items(datasets[dataset], items)
+            chosen = [
+                (frames.run_info(r), frames.individual_predictions(r, items, human))
+                for r in runs
+                if r.task_version.task.slug == slug
+                and r.mode == RunMode.PREDICT_INDIVIDUAL
+                and r.dataset.slug == dataset
+            ]
+            section = individual_section(chosen, human, items, params)
         elif kind == "likelihood":
             section = likelihood(
                 [

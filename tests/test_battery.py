@@ -17,6 +17,7 @@ from benchmark.models import (
     RunMode,
     RunState,
     ScaleNorm,
+    ScoringMode,
     TaskVersion,
 )
 from benchmark.norms import NormRow, NormsError, read_norms_csv
@@ -372,3 +373,25 @@ def test_smollm2_answers_the_whole_battery_in_exact_mode(smollm2_folder):
             people = HumanDataset.objects.get(slug="ipip-neuroticism-openpsychometrics")
             (row,) = scale_positions(run=run, dataset=people)
             assert 1 <= row.score <= 5 and 0 <= row.percentile <= 100
+            # Third person, exact: every item gets a prediction (none unparsed), in percent
+            # from 0 to 100 summing to 100, and the report's frame reads all ten.
+            from scoring.frames import item_set, model_items
+
+            population = queue_run(
+                endpoint=endpoint,
+                task_version=result.version,
+                mode=RunMode.PREDICT_POPULATION,
+                scoring_mode=ScoringMode.EXACT,
+                batch_size=100,
+            )
+            drain(population)
+            assert population.state == RunState.COMPLETED, population.error
+            assert population.responses.count() == 10
+            for response in population.responses.all():
+                percent = response.details["percent"]
+                assert response.details["path"] == "exact" and not response.details["unparsed"]
+                assert all(0 <= v <= 100 for v in percent.values())
+                assert sum(percent.values()) == pytest.approx(100.0)
+                assert sum(response.distribution.values()) == pytest.approx(1.0)
+            frame = model_items(population, item_set(result.version))
+            assert (len(frame.keys), frame.unparsed, frame.path) == (10, 0.0, "exact")

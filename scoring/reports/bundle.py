@@ -42,7 +42,15 @@ distance between two halves of the people is about twice as large and is not a b
 its percentile (ties count half) and z among the respondents' scale scores.</p>
 <p><b>Third person.</b> Predicted population distributions against the human ones: mean over
 items of 1 − W1/range and of 1 − JS distance (percentile interval over items resampled),
-Pearson correlation of item means, share of samples that did not parse.</p>
+Pearson correlation of item means, share of samples that did not parse. Path <i>sampled</i>:
+stated percentages parsed from generations. Path <i>exact</i>: for each option o,
+E_o = Σ<sub>n=0..100</sub> n · P(' n%' | prompt + ' o:'), P renormalised over the 101 numbers;
+the predicted share of o is E_o / Σ E (the shares sum to 100 %).</p>
+<p><b>Individuals.</b> Log-likelihood gain in bits per response of the predictions for each
+person over the population: mean of log2 p_model(answer) − log2 p_population(answer), with
+p_population the human answer distribution of the item without that person and one added to
+every option's count (sampled predictions: share of parsed samples, one added to every
+option). Interval: percentile bootstrap over people.</p>
 <p><b>Likelihood.</b> NLL per participant = −Σ log p of the tokens inside their
 &lt;&lt;…&gt;&gt; spans; pseudo-R² = 1 − LL_model / LL_random, LL_random = −Σ log(options),
 interval over participants resampled; effects as Cohen's d = (mean_a − mean_b) /

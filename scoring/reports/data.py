@@ -73,3 +73,23 @@ class HumanItems:
     counts: np.ndarray  # (items, options): counts, or proportions × effective n
     item_n: np.ndarray | None  # effective sample size per item, for item-level data
     people: int
+
+
+@dataclass
+class IndividualPredictions:
+    """A ``predict_individual`` run's predictions of the answers people actually gave.
+
+    One row per (person, item) that the person answered: the predicted distribution
+    over the item's options, the option chosen, the item's row in the human counts and
+    the person. Sampled runs give the share of parsed samples with one added to every
+    option (so an option no sample named keeps a finite probability).
+    """
+
+    keys: list[str]  # the human counts' item keys, in their order
+    item: np.ndarray  # (answers,) row of each answer's item in ``keys``
+    person: np.ndarray  # (answers,) transcript id
+    predicted: np.ndarray  # (answers, options), rows sum to 1
+    answer: np.ndarray  # (answers,) option chosen
+    unparsed: float  # share of samples that did not parse
+    path: str  # exact or sampled
+    names: dict[int, str] = field(default_factory=dict)  # transcript id → participant

@@ -65,6 +65,17 @@ def test_option_distributions_agree(vllm_runner, hf):
     assert ours.mass_outside == pytest.approx(theirs.mass_outside, abs=1e-3)
 
 
+def test_population_predictions_agree(vllm_runner, hf):
+    from benchmark.runners.population import population_prediction
+    from tests.runners.test_population import OPTIONS, PROMPT
+
+    ours = population_prediction(vllm_runner, PROMPT, OPTIONS)
+    theirs = population_prediction(hf, PROMPT, OPTIONS)
+    assert ours.probs == pytest.approx(theirs.probs, abs=1e-4)
+    assert ours.expected == pytest.approx(theirs.expected, abs=1e-2)
+    assert ours.mass_outside == pytest.approx(theirs.mass_outside, abs=1e-3)
+
+
 def test_option_distribution_is_the_first_token_distribution(vllm_runner, tiny_llama_head64):
     reference = first_token_distribution(tiny_llama_head64, LIKERT_PROMPT, LIKERT)
     d = option_distribution(vllm_runner, LIKERT_PROMPT, LIKERT)

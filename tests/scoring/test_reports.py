@@ -139,6 +139,17 @@ def selection(tmp_path, tiny_llama, second_llama, settings):
                 endpoint=endpoint, task_version=version, mode=RunMode.LIKELIHOOD, dataset=dataset
             )
         )
+    # Third person, exact: tiny-a predicts the population and each person.
+    for mode in (RunMode.PREDICT_POPULATION, RunMode.PREDICT_INDIVIDUAL):
+        runs.append(
+            queue_run(
+                endpoint=base,
+                task_version=version,
+                mode=mode,
+                scoring_mode="exact",
+                dataset=dataset,
+            )
+        )
     for run in runs:
         drain(run)
         assert run.state == "completed"
@@ -168,8 +179,12 @@ def scale_score(expected: dict) -> dict:
 def check_every_number_of_the_summary(selection):
     runs = selection["runs"]
     report = create_report(runs=runs, params=PARAMS, enqueue=False)
+    slug = selection["dataset"].slug
     assert report.sections == [
-        f"first_person:rep-q:{selection['dataset'].slug}",
+        f"first_person:rep-q:{slug}",
+        f"third_person:rep-q:{slug}",
+        f"link:rep-q:{slug}",
+        f"individual:rep-q:{slug}",
         "likelihood",
         "pinocchio",
     ]
@@ -223,6 +238,50 @@ def check_every_number_of_the_summary(selection):
             assert place["z"] == pytest.approx(
                 (score - humans.mean()) / humans.std(ddof=1), abs=1e-6
             )
+
+    # Third person: the exact population prediction against the people's shares.
+    population_run = next(r for r in runs if r.mode == RunMode.PREDICT_POPULATION)
+    for response in population_run.responses.all():
+        percent = response.details["percent"]
+        assert response.details["path"] == "exact"
+        assert sum(percent.values()) == pytest.approx(100) and min(percent.values()) >= 0
+    p = model_dist(population_run)
+    h = counts / counts.sum(axis=1, keepdims=True)
+    similarity = np.mean([1 - jensenshannon(a, b, base=2) for a, b in zip(p, h, strict=True)])
+    (third,) = summary["sections"][f"third_person__rep-q__{slug}"]["runs"]
+    assert (third["path"], third["unparsed_share"], third["items"]) == ("exact", 0.0, 4)
+    assert third["js_similarity"]["value"] == pytest.approx(similarity, abs=1e-6)
+    assert third["opinionqa"]["value"] == pytest.approx(
+        1 - np.mean(np.abs(np.cumsum(p - h, axis=1))[:, :2].sum(axis=1) / 2), abs=1e-6
+    )
+    assert third["item_mean_correlation"] == pytest.approx(
+        stats.pearsonr(p @ [1, 2, 3], h @ [1, 2, 3]).statistic, abs=1e-6
+    )
+    link = summary["sections"][f"link__rep-q__{slug}"]
+    assert (link["n"], link["correlation"]) == (1, None)
+    assert link["models"] == [
+        {
+            "model": "tiny-a",
+            "first_person": pytest.approx(1 - by_run[runs[0].pk]["js"]["observed"]["value"]),
+            "third_person": pytest.approx(similarity, abs=1e-6),
+        }
+    ]
+    # Individuals: log2 p_model(answer) − log2 p_people without the person (one added per
+    # option), in bits, averaged over the 8 × 4 answers.
+    individual_run = next(r for r in runs if r.mode == RunMode.PREDICT_INDIVIDUAL)
+    gains = []
+    for response in individual_run.responses.all():
+        pid, key = response.item_key.split(":")
+        person = selection["dataset"].transcripts.get(pk=int(pid))
+        given = int(person.answers[key]) - 1
+        others = counts[KEYS.index(key)].astype(float)
+        others[given] -= 1
+        baseline = (others[given] + 1) / (others.sum() + 3)
+        gains.append(math.log2(response.distribution[str(given + 1)] / baseline))
+    (ind,) = summary["sections"][f"individual__rep-q__{slug}"]["runs"]
+    assert (ind["responses"], ind["people"], ind["path"]) == (32, 8, "exact")
+    assert ind["gain_bits"]["value"] == pytest.approx(np.mean(gains), abs=1e-6)
+    assert ind["gain_bits"]["low"] <= ind["gain_bits"]["value"] <= ind["gain_bits"]["high"]
 
     # Likelihood: NLL per participant, pseudo-R² against the uniform chooser over 3 options.
     lik = summary["sections"]["likelihood"]
@@ -415,7 +474,7 @@ def check_api_admin_and_command(selection, admin_client, capsys):
     assert out.out.strip() == f"report {report.pk}: {report_path(report)}"
 
 
-# The fixture runs six real runs of two tiny models (about 15 s): two tests share it.
+# The fixture runs eight real runs of two tiny models (about 20 s): two tests share it.
 
 
 @pytest.mark.embedded

@@ -1,5 +1,7 @@
 """Third-person and link sections on hand-made frames, checked against scipy and by hand."""
 
+import math
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -124,3 +126,43 @@ def test_link_correlates_first_and_third_person_across_models():
     )
     few = link(first, third_person(runs_third[:2], HUMAN, ITEMS, PARAMS))
     assert few.summary["correlation"] is None and few.summary["n"] == 2
+
+
+def test_individual_gain_in_bits_by_hand_with_an_interval_over_people():
+    from scoring.reports.data import IndividualPredictions
+    from scoring.reports.individual import individual_section
+
+    # Two people; person 7 answered item a (option 0) and item d (option 2), person 9
+    # answered item b (option 1). Their answers are among COUNTS.
+    pred = IndividualPredictions(
+        keys=KEYS,
+        item=np.array([0, 3, 1]),
+        person=np.array([7, 7, 9]),
+        predicted=np.array([[0.6, 0.2, 0.2], [0.1, 0.1, 0.8], [0.25, 0.5, 0.25]]),
+        answer=np.array([0, 2, 1]),
+        unparsed=0.0,
+        path="exact",
+        names={7: "p7", 9: "p9"},
+    )
+    section = individual_section(
+        [(info(3, "m3", "predict_individual"), pred)], HUMAN, ITEMS, PARAMS
+    )
+    # Without the person, one added per option: a (10, 5, 5) → (9+1, 6, 6)/22 → 10/22;
+    # d (1, 1, 18) → (2, 2, 17+1)/22 → 18/22; b (2, 8, 10) → (3, 7+1, 11)/22 → 8/22.
+    gains = [
+        math.log2(0.6 / (10 / 22)),  # 0.400538
+        math.log2(0.8 / (18 / 22)),  # -0.032421
+        math.log2(0.5 / (8 / 22)),  # 0.459432
+    ]
+    assert gains == pytest.approx([0.400538, -0.032421, 0.459432], abs=1e-6)
+    (row,) = section.summary["runs"]
+    assert section.summary["unit"] == "bits per response"
+    assert (row["responses"], row["people"], row["path"]) == (3, 2, "exact")
+    assert row["gain_bits"]["value"] == pytest.approx(np.mean(gains), abs=1e-6)
+    # Resampling the two people: means of person 7 twice, 9 twice, or all three answers.
+    person7, person9 = np.mean(gains[:2]), gains[2]
+    assert row["gain_bits"]["low"] == pytest.approx(person7, abs=1e-6)
+    assert row["gain_bits"]["high"] == pytest.approx(person9, abs=1e-6)
+    people = section.tables["individual_participants"]
+    assert list(people["participant"]) == ["p7", "p9"]
+    assert list(people["gain_bits"]) == pytest.approx([person7, person9], abs=1e-6)

@@ -27,9 +27,12 @@ from scoring.stats.inference import (
 from scoring.stats.likelihood import cohens_d, participant_nll, pseudo_r2, random_log_likelihood
 from scoring.stats.pinocchio import item_pi, pinocchio
 from scoring.stats.prediction import (
+    cluster_mean_interval,
+    gain_bits,
     individual_gain,
     item_mean_correlation,
     js_similarity,
+    leave_one_out,
     opinionqa_score,
 )
 from scoring.stats.scales import position, scale_scores
@@ -249,6 +252,35 @@ def test_individual_gain_by_hand():
     gain = individual_gain([[0.5, 0.5], [0.9, 0.1]], [[0.25, 0.75], [0.5, 0.5]], [0, 0])
     assert gain == pytest.approx(0.923998, abs=1e-6)
     assert individual_gain([[0, 1]], [[0.5, 0.5]], [0]) == -math.inf
+
+
+def test_leave_one_out_population_and_gain_in_bits_by_hand():
+    # Item 0 was answered (4, 1, 0) by five people, item 1 (2, 2) by four (a 2-option item
+    # padded to 3 columns). Without the person, one added to each real option:
+    #   person answering option 0 of item 0: (3+1, 1+1, 0+1) / 7 = (4/7, 2/7, 1/7)
+    #   person answering option 1 of item 1: (2+1, 1+1) / 5 = (3/5, 2/5)
+    counts = [[4, 1, 0], [2, 2, 0]]
+    q = leave_one_out(counts, items=[0, 1], answers=[0, 1], widths=[3, 2])
+    assert q == pytest.approx(np.array([[4 / 7, 2 / 7, 1 / 7], [3 / 5, 2 / 5, 0]]))
+    with pytest.raises(ValueError, match="not counted"):
+        leave_one_out(counts, items=[0], answers=[2])
+    # Predictions (0.8, 0.1, 0.1) and (0.5, 0.5, 0): log2(0.8 / (4/7)) = log2(1.4) = 0.485427
+    # and log2(0.5 / 0.4) = log2(1.25) = 0.321928 bits.
+    gains = gain_bits([[0.8, 0.1, 0.1], [0.5, 0.5, 0]], q, [0, 1])
+    assert gains == pytest.approx([0.485427, 0.321928], abs=1e-6)
+
+
+def test_cluster_interval_resamples_whole_people_by_hand():
+    # Person A: gains 1 and 3 (mean 2); person B: one gain of 8. Overall mean (1+3+8)/3 = 4.
+    # A draw of two people is AA (mean 2), BB (8) or AB/BA ((1+3+8)/3 = 4), with chances
+    # 1/4, 1/4 and 1/2: the 95% percentile interval is [2, 8] for any large number of draws.
+    value, low, high = cluster_mean_interval([1, 3, 8], ["A", "A", "B"], resamples=4000, seed=5)
+    assert (value, low, high) == (4.0, 2.0, 8.0)
+    # A 40% interval (30th and 70th percentiles) falls inside the half of the draws at 4.
+    _, low, high = cluster_mean_interval([1, 3, 8], ["A", "A", "B"], 4000, confidence=0.4)
+    assert (low, high) == (4.0, 4.0)
+    with pytest.raises(ValueError, match="one cluster per value"):
+        cluster_mean_interval([1, 2], ["A"])
 
 
 # --- likelihood ----------------------------------------------------------------------------

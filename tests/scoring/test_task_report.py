@@ -149,7 +149,7 @@ def test_nothing_to_compare_is_a_clear_error_and_stores_nothing(finished, admin_
     )
     assert (
         "No report: nothing to compare: rep-q v1 has no finished participant, "
-        "predict_population or likelihood run"
+        "predict_population, predict_individual or likelihood run"
     ) in response.content.decode()
     with pytest.raises(ReportError, match="select at least one task version"):
         create_task_report(versions=[])
