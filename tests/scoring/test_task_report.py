@@ -36,11 +36,15 @@ NORMS = [
 
 
 @pytest.fixture
-def finished(tmp_path, tiny_llama, settings):
+def version(tmp_path, settings):
     settings.MEDIA_ROOT = tmp_path / "media"
     path = tmp_path / "rep-q.yaml"
     path.write_text(CONSTRUCT_SPEC)
-    version = load_tasks([path])[0].version
+    return load_tasks([path])[0].version
+
+
+@pytest.fixture
+def finished(version, tiny_llama):
     people, _ = collect(version)
     norms, _ = create_norms_dataset(
         task=version.task, slug="rep-q-norms", name="Made-up norms", rows=NORMS, source="bundled"
@@ -57,6 +61,7 @@ def finished(tmp_path, tiny_llama, settings):
         drain(run)
     cancelled = cancel_run(run=queue_run(endpoint=tiny, task_version=version, seed=9))
     return {"version": version, "people": people, "norms": norms, "runs": runs, "off": cancelled}
+
 
 
 def by_hand(run) -> dict[str, float]:
@@ -140,24 +145,31 @@ def test_admin_builds_a_report_from_the_selected_version(finished, admin_client)
     assert np.isfinite([r["percentile"] for r in rows]).all()
 
 
-def test_nothing_to_compare_is_a_clear_error_and_stores_nothing(finished, admin_client):
-    ModelResponse.objects.filter(run__in=finished["runs"]).delete()  # no run is finished now
+def test_nothing_to_compare_is_a_clear_error_and_stores_nothing(version, admin_client):
+    tiny = ModelEndpoint.objects.create(name="tiny", provider=Provider.HF, model="/x", revision="r")
+    queued = queue_run(endpoint=tiny, task_version=version)  # queued, never finished
+    cancel_run(run=queue_run(endpoint=tiny, task_version=version, seed=1))
     response = admin_client.post(
         "/admin/benchmark/taskversion/",
-        {"action": "build_task_report_action", "_selected_action": [finished["version"].pk]},
+        {"action": "build_task_report_action", "_selected_action": [version.pk]},
         follow=True,
     )
     assert (
         "No report: nothing to compare: rep-q v1 has no finished participant, "
         "predict_population, predict_individual or likelihood run"
     ) in response.content.decode()
+    # A completed run with a response missing is not finished either.
+    queued.units.update(state="done")
+    type(queued).objects.filter(pk=queued.pk).update(state="completed")
+    with pytest.raises(ReportError, match="nothing to compare: rep-q v1 has no finished"):
+        create_task_report(versions=[version])
     with pytest.raises(ReportError, match="select at least one task version"):
         create_task_report(versions=[])
     assert not Report.objects.exists()
 
 
 def test_staff_without_the_report_permission_do_not_get_the_action(
-    finished, client, django_user_model
+    version, client, django_user_model
 ):
     staff = django_user_model.objects.create_user("staff", password="x-123456789", is_staff=True)
     from django.contrib.auth.models import Permission
@@ -165,9 +177,9 @@ def test_staff_without_the_report_permission_do_not_get_the_action(
     staff.user_permissions.add(Permission.objects.get(codename="view_taskversion"))
     client.force_login(staff)
     page = client.get("/admin/benchmark/taskversion/").content.decode()
-    assert "build_task_report_action" not in page
+    assert "rep-q" in page and "build_task_report_action" not in page
     client.post(
         "/admin/benchmark/taskversion/",
-        {"action": "build_task_report_action", "_selected_action": [finished["version"].pk]},
+        {"action": "build_task_report_action", "_selected_action": [version.pk]},
     )
     assert not Report.objects.exists()
