@@ -204,7 +204,7 @@ def first_person(runs, human, items, params, progress=None) -> Section:
     section.tables = {"first_person_models": pd.DataFrame(flat)}
     section.tables["first_person_items"] = pd.DataFrame(per_item)
     if placement:
-        section.tables["scale_placement"] = pd.DataFrame(placement)
+        section.tables["scale_placement"] = pd.DataFrame(placement).fillna({"construct": ""})
         section.tables["scale_percentiles"] = percentile_table(placement, items.spec_scales)
     human_p = human.counts / human.counts.sum(axis=1, keepdims=True)
     first_keys = [k for k in human.keys if all(k in mi.keys for _, mi in runs)]

@@ -80,6 +80,6 @@ def norms_section(task: str, dataset: str, runs, spec_scales: dict) -> Section:
         "scale_placement": placement,
     }
     if placement:
-        section.tables["scale_placement"] = pd.DataFrame(placement)
+        section.tables["scale_placement"] = pd.DataFrame(placement).fillna({"construct": ""})
         section.tables["scale_percentiles"] = percentile_table(placement, spec_scales)
     return section

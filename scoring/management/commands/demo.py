@@ -45,8 +45,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--participants",
             type=int,
-            default=100,
-            help="transcripts in the likelihood run (default 100 of 301; 0 = all)",
+            default=50,
+            help="transcripts in the likelihood run (default the first 50 of 301; 0 = all)",
         )
         parser.add_argument("--resamples", type=int, default=1000)
         parser.add_argument(
