@@ -10,6 +10,7 @@ import io
 import json
 import re
 import zipfile
+from collections import Counter
 
 import dramatiq
 import numpy as np
@@ -121,9 +122,8 @@ def test_demo_queues_through_the_embedded_worker_and_prints_the_report(
     answers = [a for a in human.transcripts.values_list("answers", flat=True) if a]
     similarity = []
     for response in ModelResponse.objects.filter(run=runs[2]).order_by("item_key"):
-        people = np.array(
-            [sum(1 for a in answers if str(a.get(response.item_key)) == o) for o in "12345"]
-        )
+        given = Counter(str(a.get(response.item_key)) for a in answers)
+        people = np.array([given[o] for o in "12345"])
         predicted = np.array([response.distribution[o] for o in "12345"])
         similarity.append(1 - jensenshannon(predicted, people / people.sum(), base=2))
     assert third.startswith("Third-person accuracy: tiny (exact, 3 items) 1 − JS ")

@@ -63,7 +63,6 @@ def finished(version, tiny_llama):
     return {"version": version, "people": people, "norms": norms, "runs": runs, "off": cancelled}
 
 
-
 def by_hand(run) -> dict[str, float]:
     """Expected keyed answers: X as the mean of x1, x2; N as the sum of n1, n2 (1–3 scale)."""
     rows = {r.item_key: r.distribution for r in ModelResponse.objects.filter(run=run)}
