@@ -1,13 +1,17 @@
 """Exact population predictions: each option's expected percentage from log-probabilities.
 
 A ``predict_population`` prompt asks for answers in the form ``1: x%, 2: x%, …`` after
-``Answer:``. For each option ``o`` the runner scores the 101 continuations ``" 0%"`` …
-``" 100%"`` after ``prompt + " o:"``; the numbers' probabilities, renormalised over the
-101 of them, give the model's expected percentage for ``o``. The expected percentages,
-renormalised across the options, are the prediction (they sum to 100 %). The ``%``
-closes every number, so ``" 1%"`` does not include ``" 10%"`` (the numbers alone are not
-prefix-free; see `benchmark.runners.options.closing_for`); the probability of anything
-else after ``o:`` is kept as the option's ``mass_outside``.
+``Answer:``. For each option ``o`` the runner scores the 101 continuations ``"0%"`` …
+``"100%"`` after ``prompt + " o: "`` (the answer slot of that form); the numbers'
+probabilities, renormalised over the 101 of them, give the model's expected percentage
+for ``o``. The expected percentages, renormalised across the options, are the prediction
+(they sum to 100 %). The ``%`` closes every number, so ``"1%"`` does not include
+``"10%"`` (the numbers alone are not prefix-free; see
+`benchmark.runners.options.closing_for`); the probability of anything else in the slot is
+kept as the option's ``mass_outside``. A tokenizer that writes the space and the first
+digit as one token (``" 3"``) scores it with the number, by the rule of
+`benchmark.runners.tokens` (a token that straddles the context's end belongs to the
+continuation); one that keeps the space apart (SmolLM2) scores the digits after it.
 
 All continuations of an item go to the runner in one ``score`` call: the hf runner
 reads each option's context once and its 101 numbers as the tails of one tree.
@@ -24,7 +28,7 @@ NUMBERS = tuple(str(n) for n in range(101))
 PERCENT = "%"
 # What an exact population prediction is; recorded on every such run and in its prompt hash.
 POPULATION_EXACT_DEFINITION = (
-    "for each option o: E_o = sum over n in 0..100 of n * P(' n%' | prompt + ' o:'), with P "
+    "for each option o: E_o = sum over n in 0..100 of n * P('n%' | prompt + ' o: '), with P "
     "renormalised over the 101 numbers; predicted share of o = E_o / sum of E over the "
     "options (sums to 100%); the mass outside the numbers is kept per option"
 )
@@ -49,14 +53,14 @@ class PopulationPrediction:
 
 
 def answer_context(prompt: str, option: str) -> str:
-    """The text before an option's number: the prompt's ``Answer:``, then `` o:``."""
-    return f"{prompt} {option}:"
+    """The text before an option's number: the prompt's ``Answer:``, then ``" o: "``."""
+    return f"{prompt} {option}: "
 
 
 def number_continuations() -> list[str]:
-    """``" 0%"`` … ``" 100%"``, closed so that no number's text is a prefix of another's."""
+    """``"0%"`` … ``"100%"``, closed so that no number's text is a prefix of another's."""
     closing = closing_for(list(NUMBERS), close=PERCENT)
-    return [f" {n}{closing}" for n in NUMBERS]
+    return [f"{n}{closing}" for n in NUMBERS]
 
 
 def population_prediction(runner: Runner, prompt: str, options: list[str]) -> PopulationPrediction:

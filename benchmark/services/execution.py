@@ -381,7 +381,7 @@ def _predict_population_exact(ctx: Context, key: str, prompt: str, options: list
             "percent": value["percent"],
             "expected_percent": value["expected"],
             "mass_outside_per_option": outside,
-            "continuation": "' n" + value["closing"] + "' after ' option:'",
+            "continuation": "'n" + value["closing"] + "' after ' option: '",
         },
         prompt_tokens=len(options) * len(NUMBERS) * len(prompt) // CHARS_PER_TOKEN,
         latency_ms=ms,

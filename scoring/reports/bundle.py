@@ -44,7 +44,7 @@ its percentile (ties count half) and z among the respondents' scale scores.</p>
 items of 1 − W1/range and of 1 − JS distance (percentile interval over items resampled),
 Pearson correlation of item means, share of samples that did not parse. Path <i>sampled</i>:
 stated percentages parsed from generations. Path <i>exact</i>: for each option o,
-E_o = Σ<sub>n=0..100</sub> n · P(' n%' | prompt + ' o:'), P renormalised over the 101 numbers;
+E_o = Σ<sub>n=0..100</sub> n · P('n%' | prompt + ' o: '), P renormalised over the 101 numbers;
 the predicted share of o is E_o / Σ E (the shares sum to 100 %).</p>
 <p><b>Individuals.</b> Log-likelihood gain in bits per response of the predictions for each
 person over the population: mean of log2 p_model(answer) − log2 p_population(answer), with

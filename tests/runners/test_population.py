@@ -1,8 +1,8 @@
 """Exact population predictions: expected percentages under the model's number distribution.
 
 The reference is computed here without the runners: transformers reads every text
-``prompt + " o:" + " n%"`` whole (one right-padded batch per option), the continuation's
-tokens are those after the context's, and the expected value and renormalisations are
+``prompt + " o: " + "n%"`` whole (one right-padded batch per option); the number's tokens
+are those that end after the context, and the expected value and renormalisations are
 plain sums.
 """
 
@@ -36,10 +36,14 @@ def reference_prediction(model_dir, prompt: str, options: list[str]) -> dict:
     model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True).eval()
     expected, outside = {}, {}
     for option in options:
-        context = f"{prompt} {option}:"
-        head = tokenizer(context)["input_ids"]
-        texts = [tokenizer(f"{context} {n}%")["input_ids"] for n in range(101)]
-        assert all(ids[: len(head)] == head for ids in texts)  # the context's tokens come first
+        context = f"{prompt} {option}: "
+        texts, starts = [], []
+        for n in range(101):
+            enc = tokenizer(f"{context}{n}%", return_offsets_mapping=True)
+            texts.append(enc["input_ids"])
+            starts.append(
+                next(j for j, (_, end) in enumerate(enc["offset_mapping"]) if end > len(context))
+            )
         # One right-padded batch: a causal model's logits at real tokens ignore the padding.
         width = max(map(len, texts))
         batch = torch.tensor([ids + [0] * (width - len(ids)) for ids in texts])
@@ -48,7 +52,7 @@ def reference_prediction(model_dir, prompt: str, options: list[str]) -> dict:
             logits = model(input_ids=batch, attention_mask=mask).logits.double()
         logp = torch.log_softmax(logits, dim=-1)
         probs = [
-            math.exp(sum(float(logp[n, j - 1, ids[j]]) for j in range(len(head), len(ids))))
+            math.exp(sum(float(logp[n, j - 1, ids[j]]) for j in range(starts[n], len(ids))))
             for n, ids in enumerate(texts)
         ]
         total = sum(probs)
@@ -66,7 +70,7 @@ def reference(tiny_llama):
 def test_the_numbers_are_closed_by_the_percent_sign():
     continuations = number_continuations()
     assert len(continuations) == len(NUMBERS) == 101
-    assert continuations[:3] == [" 0%", " 1%", " 2%"] and continuations[-1] == " 100%"
+    assert continuations[:3] == ["0%", "1%", "2%"] and continuations[-1] == "100%"
     assert closing_for(list(NUMBERS), close="%") == "%"  # "1" is a prefix of "10" and "100"
     assert closing_for(continuations, close="%") == ""  # closed, they are prefix-free
 
