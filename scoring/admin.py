@@ -1,4 +1,4 @@
-"""Admin: build a report from selected runs, follow its progress, see if it is stale, download."""
+"""Admin: build a report from selected runs or task versions, follow its progress, download."""
 
 from django.contrib import admin, messages
 from django.http import FileResponse, Http404
@@ -6,9 +6,16 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from benchmark.admin import TaskVersionAdmin
 from benchmark.admin_runs import ModelRunAdmin
 from scoring.models import Report, ReportState
-from scoring.services import ReportError, create_report, report_path, report_stale
+from scoring.services import (
+    ReportError,
+    create_report,
+    create_task_report,
+    report_path,
+    report_stale,
+)
 
 
 @admin.action(description="Build report from the selected runs", permissions=["add"])
@@ -27,8 +34,49 @@ def build_report_action(modeladmin, request, queryset):
     )
 
 
-# The runs' changelist gets the action from here, so benchmark does not import scoring.
+def _queued(modeladmin, request, report) -> None:
+    url = reverse("admin:scoring_report_change", args=[report.pk])
+    modeladmin.message_user(
+        request,
+        format_html(
+            "Report {} queued ({} runs, sections {}): <a href='{}'>follow its progress and "
+            "download it when ready</a>.",
+            report.pk,
+            report.runs.count(),
+            ", ".join(report.sections),
+            url,
+        ),
+        messages.SUCCESS,
+    )
+
+
+@admin.action(
+    description="Build report from every finished run of the selected versions",
+    permissions=["build_report"],
+)
+def build_task_report_action(modeladmin, request, queryset):
+    """Every finished run of the selected task versions against their human data."""
+    try:
+        report = create_task_report(
+            versions=queryset.select_related("task").order_by("task__slug", "number"),
+            user=request.user,
+        )
+    except ReportError as exc:
+        modeladmin.message_user(request, f"No report: {exc}", messages.ERROR)
+        return
+    _queued(modeladmin, request, report)
+
+
+def _can_build_report(self, request) -> bool:
+    """Versions are read-only; building a report from them needs the report's add permission."""
+    return request.user.has_perm("scoring.add_report")
+
+
+# The runs' and versions' changelists get the actions from here, so benchmark does not
+# import scoring.
 ModelRunAdmin.actions = (*ModelRunAdmin.actions, build_report_action)
+TaskVersionAdmin.actions = (*(TaskVersionAdmin.actions or ()), build_task_report_action)
+TaskVersionAdmin.has_build_report_permission = _can_build_report
 
 
 @admin.register(Report)

@@ -278,3 +278,19 @@ def choices_per_response(version) -> int | None:
         return len(options)
     scale = spec.get("response_scale")
     return scale["max"] - scale["min"] + 1 if scale else None
+
+
+def norm_positions(run: ModelRun, dataset: HumanDataset) -> list[dict] | str:
+    """A participant run's scale scores against a norms dataset, as plain rows.
+
+    Returns the reason instead when the run cannot be scored on every scale (e.g. a run
+    of the first few items only).
+    """
+    from scoring.norms import ScaleScoreError, scale_positions
+
+    try:
+        positions = scale_positions(run=run, dataset=dataset)
+    except ScaleScoreError as exc:
+        return str(exc)
+    keys = ("scale", "statistic", "score", "group", "mean", "sd", "n", "z", "percentile")
+    return [{**{k: getattr(p, k) for k in keys}, "source": p.source} for p in positions]

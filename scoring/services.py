@@ -20,6 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from benchmark.models import (
+    DatasetKind,
     HumanDataset,
     ModelRun,
     RunMode,
@@ -36,6 +37,7 @@ from scoring.reports.individual import individual_section
 from scoring.reports.likelihood import likelihood
 from scoring.reports.link import link
 from scoring.reports.pinocchio import PinocchioError, pinocchio_section
+from scoring.reports.scales import norms_section
 from scoring.reports.third_person import third_person
 
 DEFAULT_PARAMS = {
@@ -133,9 +135,24 @@ def plan_sections(
             candidates = [d for d in datasets if d.task.slug == slug] or list(
                 HumanDataset.objects.filter(task__slug=slug).order_by("slug")
             )
+            # Published norms place a questionnaire's scale scores; they hold no answers.
+            norms = [d for d in candidates if d.kind == DatasetKind.NORMS]
+            if norms and (
+                version.kind != TaskKind.QUESTIONNAIRE or RunMode.PARTICIPANT not in modes
+            ):
+                given = [d.slug for d in norms if d in datasets]
+                if given:
+                    raise ReportError(
+                        f"dataset {given[0]} holds published norms: it places the scale "
+                        f"scores of participant runs of a questionnaire, and task {slug} "
+                        "has none"
+                    )
+                norms = []
             items = frames.item_set(version)
             dataset = None
             for d in candidates:
+                if d.kind == DatasetKind.NORMS:
+                    continue
                 human = frames.human_items(d, items)
                 if human.keys:
                     dataset = d
@@ -145,15 +162,19 @@ def plan_sections(
                         f"dataset {d.slug} has no items in common with task {slug} "
                         f"version {version.number}"
                     )
-            if dataset is None:
+            if dataset is None and (not norms or RunMode.PREDICT_POPULATION in modes):
                 raise ReportError(f"no human dataset with answers to the items of task {slug}")
-            used.append(dataset)
-            if RunMode.PARTICIPANT in modes:
-                sections.append(f"first_person:{slug}:{dataset.slug}")
-            if RunMode.PREDICT_POPULATION in modes:
-                sections.append(f"third_person:{slug}:{dataset.slug}")
-            if modes >= {RunMode.PARTICIPANT, RunMode.PREDICT_POPULATION}:
-                sections.append(f"link:{slug}:{dataset.slug}")
+            if dataset is not None:
+                used.append(dataset)
+                if RunMode.PARTICIPANT in modes:
+                    sections.append(f"first_person:{slug}:{dataset.slug}")
+                if RunMode.PREDICT_POPULATION in modes:
+                    sections.append(f"third_person:{slug}:{dataset.slug}")
+                if modes >= {RunMode.PARTICIPANT, RunMode.PREDICT_POPULATION}:
+                    sections.append(f"link:{slug}:{dataset.slug}")
+            for d in norms:
+                used.append(d)
+                sections.append(f"first_person:{slug}:{d.slug}")
         # Individual predictions are scored on the people of their own run's dataset.
         for d in sorted(
             {r.dataset for r in task_runs if r.mode == RunMode.PREDICT_INDIVIDUAL},
@@ -228,6 +249,11 @@ def create_report(
     merged = _params(params)
     _check_runs(runs)
     planned, used = plan_sections(runs, datasets, sections)
+    if not planned:
+        raise ReportError(
+            "nothing to compare: no section reads these runs (participant runs of sequential "
+            "tasks are not reported yet)"
+        )
     with transaction.atomic():
         report = Report.objects.create(
             title=title
@@ -246,6 +272,53 @@ def create_report(
 
             transaction.on_commit(lambda: build_report_job.send(report.pk))
     return report
+
+
+REPORTED_MODES = (
+    RunMode.PARTICIPANT,
+    RunMode.PREDICT_POPULATION,
+    RunMode.PREDICT_INDIVIDUAL,
+    RunMode.LIKELIHOOD,
+)
+
+
+def create_task_report(*, versions, params: dict | None = None, user=None) -> Report:
+    """A report of every finished run of some task versions, against their human data.
+
+    Finished: completed, with every unit done and every response there. Runs that no
+    section reads (sequential tasks played as a participant) are left out. Each task's
+    human datasets are the default ones (`plan_sections`).
+
+    Raises:
+        ReportError: no version given, or nothing to compare (no finished run, or no
+            section that the runs and the human data can give).
+    """
+    versions = list(versions)
+    if not versions:
+        raise ReportError("select at least one task version")
+    names = ", ".join(f"{v.task.slug} v{v.number}" for v in versions)
+    candidates = ModelRun.objects.filter(
+        task_version__in=versions, state=RunState.COMPLETED, mode__in=REPORTED_MODES
+    ).select_related("task_version__task")
+    runs = []
+    for run in candidates.order_by("pk"):
+        if run.mode == RunMode.PARTICIPANT and run.task_version.kind == TaskKind.SEQUENTIAL:
+            continue
+        progress = run_progress(run)
+        if progress.units_failed or progress.done < progress.total:
+            continue
+        runs.append(run)
+    if not runs:
+        raise ReportError(
+            f"nothing to compare: {names} has no finished participant, predict_population, "
+            "predict_individual or likelihood run"
+        )
+    return create_report(
+        runs=runs,
+        params=params,
+        title=f"Alignment report: {names} (every finished run)",
+        user=user,
+    )
 
 
 def report_stale(report: Report) -> list[str]:
@@ -289,7 +362,19 @@ def compute_sections(report: Report, progress: Callable[[float, str], None]) -> 
     for n, name in enumerate(report.sections):
         kind, *rest = name.split(":")
         progress(n / total, name)
-        if kind in ("first_person", "third_person", "link"):
+        if kind == "first_person" and datasets[rest[1]].kind == DatasetKind.NORMS:
+            slug, dataset = rest
+            section = norms_section(
+                slug,
+                dataset,
+                [
+                    (frames.run_info(r), frames.norm_positions(r, datasets[dataset]))
+                    for r in runs
+                    if r.task_version.task.slug == slug and r.mode == RunMode.PARTICIPANT
+                ],
+                item_sets[slug].spec_scales,
+            )
+        elif kind in ("first_person", "third_person", "link"):
             slug, dataset = rest
             items = item_sets[slug]
             human = frames.human_items(datasets[dataset], items)

