@@ -156,9 +156,20 @@ def pinocchio_section(entries, item_sets, params) -> Section:
                 **{c: rounded(matrix[r, j]) for j, c in enumerate(columns)},
             }
         )
+    outside = [m["model"] for m in models if not m["low"] <= m["pi"] <= m["high"]]
+    if outside:
+        # Standardised scores of few rows are bounded: a row at the edge of the selection
+        # can only move inwards under resampling, so its interval may not contain it.
+        section.notes.append(
+            f"Π of {', '.join(outside)} lies outside its resampling interval: with "
+            f"{len(rows)} rows, a row at the edge of the selection can only move inwards "
+            "when items are resampled. Read that interval as the spread of Π under "
+            "resampling, not as a confidence interval; more models narrow it."
+        )
     section.summary = {
         "scales": columns,
         "orientation": rule,
+        "outside_interval": outside,
         "explained_variance": rounded(result.explained),
         "loadings": {c: rounded(v) for c, v in zip(columns, result.loadings, strict=True)},
         "models": models,

@@ -334,6 +334,9 @@ def check_every_number_of_the_summary(selection):
     assert [m["pi"] for m in pi["models"]] == pytest.approx(z @ top, abs=1e-6)
     for m in pi["models"]:
         assert m["low"] <= m["high"]
+    # Rows at the edge of a small selection are named, with a note, not hidden.
+    outside = [m["model"] for m in pi["models"] if not m["low"] <= m["pi"] <= m["high"]]
+    assert pi["outside_interval"] == outside
     # Item π_i = Var over the two endpoints (neutral) / Var (human prompt) of item means.
     means = {m: model_dist(r) @ np.array([1, 2, 3]) for m, r in labels.items()}
     neutral = np.stack([means["tiny-a"], means["tiny-b"]])
