@@ -42,11 +42,14 @@ def _session(token: str) -> Session:
     # query) cannot be one.
     if not TOKEN_PATTERN.fullmatch(token):
         raise Http404("No such session.")
-    session = (
-        Session.objects.select_related("study__task_version__task").filter(token=token).first()
+    # The version's spec (the whole task) is read once per process by `plan_for`, not here.
+    sessions = Session.objects.select_related("study__task_version").defer(
+        "study__task_version__spec"
     )
-    if session is None:
-        raise Http404("No such session.")
+    try:
+        session = sessions.get(token=token)
+    except Session.DoesNotExist:
+        raise Http404("No such session.") from None
     return services.expire_if_overdue(session=session)
 
 
