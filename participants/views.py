@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET, require_POST, require_safe
 from participants import services
 from participants.answers import BadAnswer, parse_answer
 from participants.forms import DemographicsForm
+from participants.loading import session_by_token
 from participants.markdown import render_markdown
 from participants.models import Session, SessionState, Study, StudyStatus
 from participants.recruitment import RecruitmentError, completion_url, parse_arrival
@@ -42,14 +43,9 @@ def _session(token: str) -> Session:
     # query) cannot be one.
     if not TOKEN_PATTERN.fullmatch(token):
         raise Http404("No such session.")
-    # The version's spec (the whole task) is read once per process by `plan_for`, not here.
-    sessions = Session.objects.select_related("study__task_version").defer(
-        "study__task_version__spec"
-    )
-    try:
-        session = sessions.get(token=token)
-    except Session.DoesNotExist:
-        raise Http404("No such session.") from None
+    session = session_by_token(token)
+    if session is None:
+        raise Http404("No such session.")
     return services.expire_if_overdue(session=session)
 
 

@@ -13,7 +13,7 @@ from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 
 from participants import services
-from participants.models import Response
+from participants.models import Response, Session
 from tests.participants.test_services import ready
 from tests.participants.test_views import browser, config_of, post_json, to_task  # noqa: F401
 
@@ -36,8 +36,8 @@ def test_an_answer_is_one_select_and_one_insert(q_version, make_study, browser):
     assert saved.status_code == 201 and saved.json()["answer"] == "3"
     assert statements(saving) == ["SELECT", "INSERT"]
     select = saving.captured_queries[0]["sql"]
-    assert 'FROM "participants_session"' in select
-    assert '"benchmark_taskversion"."spec"' not in select  # read once per process
+    assert 'FROM "participants_session"' in select and '"benchmark_taskversion"' in select
+    assert '."spec"' not in select  # the task's spec is read once per process
     # A retry of the same answer: the INSERT conflicts and the stored row is read back.
     with CaptureQueriesContext(connection) as retry:
         again = answer(browser, token, first, "3", "k1")
@@ -150,3 +150,29 @@ def test_an_answer_to_a_session_withdrawn_meanwhile_is_refused(q_version, make_s
         )
     assert info.value.code == "withdrawn"
     assert Response.objects.count() == 0
+
+
+def test_the_one_query_session_loader_gives_what_the_orm_gives(q_version, make_study):
+    from participants.loading import session_by_token
+
+    study = make_study(q_version, conditions=["A"], quotas={"A": 5}, ask_demographics=True)
+    session = ready(study)
+    services.save_demographics(session=session, data={"age": 30, "gender": ""})
+    loaded = session_by_token(session.token)
+    orm = Session.objects.select_related("study__task_version").get(pk=session.pk)
+    for ours, theirs in [
+        (loaded, orm),
+        (loaded.study, orm.study),
+        (loaded.study.task_version, orm.study.task_version),
+    ]:
+        for field in type(theirs)._meta.concrete_fields:
+            if field.attname == "spec":
+                continue
+            assert getattr(ours, field.attname) == getattr(theirs, field.attname), field.attname
+    assert loaded.demographics == {"age": 30} and loaded.trial_order == orm.trial_order
+    assert loaded.consented.tzinfo is not None and loaded.study.ask_demographics is True
+    # The spec is left out of the query and read on demand, like any deferred field.
+    version = loaded.study.task_version
+    assert version.get_deferred_fields() == {"spec"}
+    assert version.spec == q_version.spec
+    assert session_by_token("no-such-token") is None
