@@ -92,10 +92,12 @@ def main():
         time_limit_minutes=60,
     )  # fmt: skip
     participants = []
+    walking_in = time.process_time()
     for number in range(1, args.participants + 1):
         client = Client(enforce_csrf_checks=True)
         config, csrf = walk_in(client, slug, number)
         participants.append((client, config, csrf))
+    walking_in = time.process_time() - walking_in
     posts = [
         (client, config["answerUrl"], key, random.choice(config["trials"][key]["options"]), csrf)
         for client, config, csrf in participants
@@ -124,14 +126,28 @@ def main():
         if profiler:
             profiler.disable()
         cpu = time.process_time() - cpu
+    # Read now: the next request through the test client clears Django's query log.
+    statements = [q["sql"] for q in queries.captured_queries]
+    finishing = time.process_time()
+    for client, config, csrf in participants:
+        client.post(
+            config["completeUrl"], "{}", content_type="application/json", HTTP_X_CSRFTOKEN=csrf
+        )
+        client.get(config["completeUrl"].removesuffix("complete"))
+    finishing = time.process_time() - finishing
     stored = Response.objects.filter(session__study=study).count()
     n = len(posts)
     print(f"{n} answers, {args.participants} participants; statuses {statuses}; {stored} stored")
     print(f"CPU per answer: {1000 * cpu / n:.2f} ms (client included)")
-    print(f"SQL statements per answer: {len(queries) / n:.2f}")
+    print(f"SQL statements per answer: {len(statements) / n:.2f}")
+    per = 1000 / args.participants
+    print(
+        f"CPU per participant before the first answer (link, consent, instructions, 3 pages): "
+        f"{walking_in * per:.1f} ms; after the last (complete, end page): {finishing * per:.1f} ms"
+    )
     if args.sql:
-        for query in queries.captured_queries[-round(len(queries) / n) :]:
-            print(f"  {query['sql'][:300]}")
+        for sql in statements[-round(len(statements) / n) :]:
+            print(f"  {sql[:300]}")
     if profiler:
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(args.profile)
 

@@ -59,6 +59,7 @@ from participants.plans import (  # noqa: F401
     plan_for,
     trial_order,
 )
+from participants.queries import insert_response
 from participants.recruitment import Arrival
 
 
@@ -359,37 +360,28 @@ def record_response(
         if (stored := _stored_answer(session, item_key, idempotency_key)) is not None:
             return stored, False
         raise ParticipationError("out_of_order", "Trials must be answered in order.")
-    fields = {
-        "session": session,
-        "item_key": item_key,
-        "position": position,
-        "answer": answer,
-        "feedback": feedback_for(session.study, item_key, answer),
-        "idempotency_key": idempotency_key,
-        "rt_ms": _reaction_time(rt_ms),
-        "client_ts": _client_time(client_ts),
-        "telemetry": _telemetry(telemetry),
-    }
+    response = Response(
+        session=session,
+        item_key=item_key,
+        position=position,
+        answer=answer,
+        feedback=feedback_for(session.study, item_key, answer),
+        idempotency_key=idempotency_key,
+        rt_ms=_reaction_time(rt_ms),
+        client_ts=_client_time(client_ts),
+        telemetry=_telemetry(telemetry),
+    )
     # The unique constraints (one row per item, one per idempotency key) decide: the
-    # common case is one INSERT, and a retry or a stale tab conflicts and gets the row
+    # common case is one INSERT; a retry or a stale tab inserts nothing and gets the row
     # that is already stored.
     try:
-        return _insert_response(fields), True
+        if insert_response(response):
+            return response, True
     except IntegrityError:
-        pass
+        pass  # the session's row is gone
     if (stored := _stored_answer(session, item_key, idempotency_key)) is not None:
         return stored, False
-    # No conflicting row: the session itself is gone (withdrawn meanwhile).
     raise ParticipationError("withdrawn", "This session was withdrawn.")
-
-
-def _insert_response(fields: dict) -> Response:
-    if transaction.get_connection().in_atomic_block:
-        # A savepoint, so that a conflict does not break the caller's transaction.
-        with transaction.atomic():
-            return Response.objects.create(**fields)
-    # On its own the INSERT is its own transaction: a conflict leaves nothing to undo.
-    return Response.objects.create(**fields)
 
 
 def _stored_answer(session: Session, item_key: str, idempotency_key: str) -> Response | None:

@@ -22,9 +22,9 @@ from django.views.decorators.http import require_GET, require_POST, require_safe
 from participants import services
 from participants.answers import BadAnswer, parse_answer
 from participants.forms import DemographicsForm
-from participants.loading import session_by_token
 from participants.markdown import render_markdown
 from participants.models import Session, SessionState, Study, StudyStatus
+from participants.queries import session_by_token
 from participants.recruitment import RecruitmentError, completion_url, parse_arrival
 from participants.security import client_ip, rate_limit, strict_csp
 

@@ -51,9 +51,10 @@ def test_an_answer_is_one_select_and_one_insert(q_version, make_study, browser):
         bad = answer(browser, token, second, "9", "k3")
     assert bad.status_code == 400 and bad.json()["error"] == "bad_answer"
     assert statements(refused) == ["SELECT"]
-    assert list(Response.objects.values_list("item_key", "answer", "idempotency_key")) == [
-        (first, "3", "k1")
-    ]
+    stored = Response.objects.get()
+    assert (stored.item_key, stored.answer, stored.idempotency_key) == (first, "3", "k1")
+    assert (stored.position, stored.rt_ms, stored.feedback, stored.telemetry) == (0, 812.5, {}, {})
+    assert stored.server_ts is not None and stored.server_ts.tzinfo is not None
 
 
 @pytest.mark.django_db(transaction=True)
@@ -153,7 +154,7 @@ def test_an_answer_to_a_session_withdrawn_meanwhile_is_refused(q_version, make_s
 
 
 def test_the_one_query_session_loader_gives_what_the_orm_gives(q_version, make_study):
-    from participants.loading import session_by_token
+    from participants.queries import session_by_token
 
     study = make_study(q_version, conditions=["A"], quotas={"A": 5}, ask_demographics=True)
     session = ready(study)

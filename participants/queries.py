@@ -1,11 +1,17 @@
-"""A participant request's session, with its study and task version, in one cheap query.
+"""The two statements of a saved answer, compiled once per connection instead of per request.
 
-Every participant page and every answer starts by loading these three rows. Compiling
-the ORM's ``select_related`` query costs more CPU than the rest of an answer, so the
-same join is written here once per connection from the models' own fields (it follows
-every migration) and its values go through the converters the ORM would apply. The
-version's spec is left out: plans are cached by spec hash, and reading the spec, if
-anything needs it, loads it as any deferred field.
+Every participant request loads its session with the study and task version, and every
+answer inserts one row. Compiling these queries through the ORM cost more CPU than
+everything else an answer does, so they are written here once per connection from the
+models' own fields (so they follow every migration); values go through the same
+preparation and converters the ORM applies.
+
+- ``session_by_token``: the join that ``select_related("study__task_version")`` makes,
+  without the version's spec (plans are cached by spec hash; reading the spec, if
+  anything needs it, loads it as any deferred field).
+- ``insert_response``: ``INSERT … ON CONFLICT DO NOTHING RETURNING``, so that a retry or
+  a stale tab is told apart from a new answer by the unique constraints, without an
+  error, a savepoint or a lock.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from dataclasses import dataclass
 from django.db import DEFAULT_DB_ALIAS, connections
 
 from benchmark.models import TaskVersion
-from participants.models import Session, Study
+from participants.models import Response, Session, Study
 
 # (model, table alias, fields left out)
 TABLES = ((Session, "s", ()), (Study, "st", ()), (TaskVersion, "v", ("spec",)))
@@ -30,6 +36,7 @@ class _Query:
 
 
 _QUERIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_INSERTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _query(conn) -> _Query:
@@ -80,3 +87,43 @@ def session_by_token(token: str) -> Session | None:
     study.task_version = version
     session.study = study
     return session
+
+
+def _insert(conn) -> tuple[str, tuple]:
+    quote = conn.ops.quote_name
+    meta = Response._meta
+    fields = tuple(f for f in meta.local_concrete_fields if not f.primary_key)
+    columns = ", ".join(quote(f.column) for f in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    # Only quoted names from the model go into the text; the values are parameters.
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({placeholders}) "  # noqa: S608
+        f"ON CONFLICT DO NOTHING RETURNING {quote(meta.pk.column)}"
+    )
+    return sql, fields
+
+
+def insert_response(response: Response) -> bool:
+    """Insert an unsaved response; False (nothing stored) when its item or key is taken.
+
+    Raises:
+        IntegrityError: the session no longer exists (withdrawn meanwhile).
+    """
+    wrapper = connections[DEFAULT_DB_ALIAS]
+    statement = _INSERTS.get(wrapper)
+    if statement is None:
+        statement = _INSERTS.setdefault(wrapper, _insert(wrapper))
+    sql, fields = statement
+    # pre_save fills auto_now_add; get_db_prep_save adapts (JSON, time zones) as save() does.
+    values = [
+        f.get_db_prep_save(f.pre_save(response, add=True), connection=wrapper) for f in fields
+    ]
+    with wrapper.cursor() as cursor:
+        cursor.execute(sql, values)
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    response.pk = row[0]
+    response._state.adding = False
+    response._state.db = wrapper.alias
+    return True
