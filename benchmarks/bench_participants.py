@@ -13,16 +13,19 @@ runs its production server on PostgreSQL with the same questionnaire as one page
 item, which is how oTree saves each answer as it is given.
 
 Afterwards every answer a participant saw acknowledged is looked up in the database:
-"lost" counts those missing or different. Both servers reach PostgreSQL through a
-loopback proxy (in this process) that counts the statements they send (BEGIN, COMMIT
-and connection checks included): "queries per answer" is that count over the run
-divided by the answers acknowledged. "Server CPU ms per answer" is the CPU the server's
-processes used while the participants ran (start-up excluded; it is shown apart),
-divided by the same answers. With ``--think 0,0 --arrive 2`` every participant starts
-at once and answers as fast as the server replies, so "answers per second" is the
-server's saturation rate. Needs PostgreSQL on 127.0.0.1:5432 (user postgres) and
-Redis on 127.0.0.1:6379; the databases geppetto_bench and geppetto_bench_otree
-(``--database``) and Redis database 12 (``--redis-db``) are dropped and created.
+"lost" counts those missing or different. "Server CPU ms per answer" is the CPU the
+server's processes used while the participants ran (start-up excluded; it is shown
+apart), divided by the answers acknowledged. Then each server is started once more,
+reaching PostgreSQL through a loopback proxy (in this process) that counts the
+statements it sends (BEGIN, COMMIT and connection checks included), and
+``--count-participants`` new participants (default 5) walk the study without
+thinking: "queries per answer" is that count over their answers. The proxy adds a hop
+to every query, so it is kept out of the timed run. With ``--think 0,0 --arrive 2``
+every participant starts at once and answers as fast as the server replies, so
+"answers per second" is the server's saturation rate. Needs PostgreSQL on
+127.0.0.1:5432 (user postgres) and Redis on 127.0.0.1:6379; the databases
+geppetto_bench and geppetto_bench_otree (``--database``) and Redis database 12
+(``--redis-db``) are dropped and created.
 Servers bind to 127.0.0.1 only; their logs, locust's summaries and the results (JSON)
 are left in var/bench/.
 """
@@ -68,6 +71,10 @@ def parse_args():
         help="PostgreSQL database to drop and create (oTree's gets the suffix _otree)",
     )  # fmt: skip
     parser.add_argument("--redis-db", type=int, default=12, help="Redis database to flush and use")
+    parser.add_argument(
+        "--count-participants", type=int, default=5,
+        help="participants of the pass that counts queries (0: no such pass)",
+    )  # fmt: skip
     parser.add_argument("--otree-venv", type=Path, default=WORK / "otree-venv")
     return parser.parse_args()
 
@@ -226,6 +233,7 @@ def run_locust(user_class: str, host: str, link: str, args, spawn_rate: float) -
         BENCH_ACKS=str(acks),
         BENCH_THINK=args.think,
         BENCH_PARTICIPANTS=str(args.participants),
+        BENCH_FIRST_ID=str(getattr(args, "first_id", 1)),
     )
     command = [
         PY, "-m", "locust", "-f", str(ROOT / "benchmarks" / "locust_participants.py"),
@@ -247,8 +255,8 @@ def serve_and_load(command, *, cwd, env, port, probe, label, user_class, link, a
         What the participants recorded, and what the server used (CPU during the run and
         at start-up, statements sent to PostgreSQL during the run, seconds, load average).
     """
-    counter = env.pop("_COUNTER")
-    with open(WORK / f"{user_class}-server.log", "w") as log:
+    counter = env.pop("_COUNTER", None)
+    with open(WORK / f"{user_class}-server.log", "a") as log:
         server = subprocess.Popen(
             command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -257,19 +265,33 @@ def serve_and_load(command, *, cwd, env, port, probe, label, user_class, link, a
         wait_until_up(f"{host}{probe}", server)
         startup = settle(server.pid)
         print(f"{label} on {host}")
-        statements, load, began = counter.statements, os.getloadavg()[0], time.monotonic()
+        statements = counter.statements if counter else 0
+        load, began = os.getloadavg()[0], time.monotonic()
         acks = run_locust(user_class, host, link, args, spawn_rate)
         seconds = time.monotonic() - began
         used = {
             "cpu": group_cpu(server.pid) - startup,
             "startup": startup,
-            "statements": counter.statements - statements,
+            "statements": counter.statements - statements if counter else 0,
             "seconds": seconds,
             "load": (load, os.getloadavg()[0]),
         }
     finally:
         stop(server)
     return acks, used
+
+
+def count_queries(serve, args, counter: StatementCounter, database_url: str) -> float | None:
+    """Queries per answer of ``--count-participants`` new participants, through the proxy."""
+    if args.count_participants <= 0:
+        return None
+    quick = argparse.Namespace(**vars(args))
+    quick.participants, quick.think = args.count_participants, "0,0"
+    quick.duration, quick.first_id = 120, args.participants + 1
+    acks, used = serve(args=quick, spawn_rate=quick.participants, database_url=database_url)
+    answers = sum(len(a) for a in acks["acks"].values())
+    print(f"  counted {used['statements']} queries for {answers} answers")
+    return used["statements"] / max(answers, 1)
 
 
 def compare(acks: dict, stored: dict) -> tuple[int, int]:
@@ -312,25 +334,31 @@ def geppetto_side(args, spawn_rate: float, counter: StatementCounter) -> dict:
         "from benchmark.models import TaskVersion; from participants.models import Study; "
         "v = TaskVersion.objects.get(task__slug='ipip-big5-50'); "
         "Study.objects.create(task_version=v, title='Load', slug='load', source='prolific', "
-        f"consent_markdown='Consent.', completion_code='C0DE', target_n={args.participants}, "
+        "consent_markdown='Consent.', completion_code='C0DE', "
+        f"target_n={args.participants + args.count_participants}, "
         "time_limit_minutes=60)"
     )
     subprocess.run([*manage, "shell", "-v", "0", "-c", make_study], env=env, check=True)
     command = [PY, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"), "config.wsgi"]
-    # The server (only) reaches PostgreSQL through the counting proxy.
-    served = dict(env, DATABASE_URL=f"{counted(counter)}/{database}", _COUNTER=counter)
-    acks, used = serve_and_load(
-        command,
-        cwd=ROOT,
-        env=served,
-        port=port,
-        probe="/admin/login/",
-        label=f"Geppetto: gunicorn, PostgreSQL database {database}",
-        user_class="GeppettoParticipant",
-        link="/s/load/",
-        args=args,
-        spawn_rate=spawn_rate,
-    )
+
+    def serve(*, args, spawn_rate, database_url=None):
+        served = dict(env)
+        if database_url:  # the server (only) reaches PostgreSQL through the counting proxy
+            served.update(DATABASE_URL=database_url, _COUNTER=counter)
+        return serve_and_load(
+            command,
+            cwd=ROOT,
+            env=served,
+            port=port,
+            probe="/admin/login/",
+            label=f"Geppetto: gunicorn, PostgreSQL database {database}",
+            user_class="GeppettoParticipant",
+            link="/s/load/",
+            args=args,
+            spawn_rate=spawn_rate,
+        )
+
+    acks, used = serve(args=args, spawn_rate=spawn_rate)
     dump = (
         "import json; from participants.models import Response, Session; "
         "print(json.dumps({'answers': [[r.session.recruitment_id, r.item_key, r.answer] "
@@ -342,7 +370,9 @@ def geppetto_side(args, spawn_rate: float, counter: StatementCounter) -> dict:
     )
     rows = json.loads(out.stdout)
     stored = {(pid, item): answer for pid, item, answer in rows["answers"]}
-    return summarise(acks, stored, rows["completed"], used)
+    result = summarise(acks, stored, rows["completed"], used)
+    queries = count_queries(serve, args, counter, f"{counted(counter)}/{database}")
+    return result | {"queries per answer (all requests)": queries}
 
 
 OTREE_SETTINGS = """\
@@ -434,28 +464,31 @@ def otree_side(args, spawn_rate: float, counter: StatementCounter) -> dict:
     )
     quiet = {"cwd": project, "env": env, "check": True, "capture_output": True}
     subprocess.run([str(otree), "resetdb", "--noinput"], **quiet)
-    subprocess.run([str(otree), "create_session", "ipip", str(args.participants)], **quiet)
+    places = str(args.participants + args.count_participants)
+    subprocess.run([str(otree), "create_session", "ipip", places], **quiet)
     import psycopg
 
     with psycopg.connect(f"{PG}/{database}") as conn:
         code = conn.execute("SELECT _anonymous_code FROM otree_session").fetchone()[0]
-    served = dict(
-        env,
-        DATABASE_URL=f"{counted(counter, 'postgresql')}/{database}?sslmode=disable",
-        _COUNTER=counter,
-    )
-    acks, used = serve_and_load(
-        [str(otree), "prodserver", f"127.0.0.1:{port}"],
-        cwd=project,
-        env=served,
-        port=port,
-        probe="/",
-        label=f"oTree {OTREE_VERSION}: prodserver, PostgreSQL database {database}",
-        user_class="OTreeParticipant",
-        link=f"/join/{code}",
-        args=args,
-        spawn_rate=spawn_rate,
-    )
+
+    def serve(*, args, spawn_rate, database_url=None):
+        served = dict(env)
+        if database_url:  # the server (only) reaches PostgreSQL through the counting proxy
+            served.update(DATABASE_URL=database_url, _COUNTER=counter)
+        return serve_and_load(
+            [str(otree), "prodserver", f"127.0.0.1:{port}"],
+            cwd=project,
+            env=served,
+            port=port,
+            probe="/",
+            label=f"oTree {OTREE_VERSION}: prodserver, PostgreSQL database {database}",
+            user_class="OTreeParticipant",
+            link=f"/join/{code}",
+            args=args,
+            spawn_rate=spawn_rate,
+        )
+
+    acks, used = serve(args=args, spawn_rate=spawn_rate)
     columns = ", ".join(f"q{i}" for i in range(1, ITEMS + 1))
     with psycopg.connect(f"{PG}/{database}") as conn:
         rows = conn.execute(
@@ -471,7 +504,11 @@ def otree_side(args, spawn_rate: float, counter: StatementCounter) -> dict:
         for i, value in enumerate(row[1:], start=1)
         if value is not None
     }
-    return summarise(acks, stored, completed, used)
+    result = summarise(acks, stored, completed, used)
+    proxied = f"{counted(counter, 'postgresql')}/{database}?sslmode=disable"
+    return result | {
+        "queries per answer (all requests)": count_queries(serve, args, counter, proxied)
+    }
 
 
 def counted(counter: StatementCounter, scheme: str = "postgres") -> str:
@@ -497,7 +534,7 @@ def summarise(acks: dict, stored: dict, completed: int, used: dict) -> dict:
         "answer save p99 (ms)": float(np.percentile(answer, 99)) if answer.size else None,
         "answer save max (ms)": float(answer.max()) if answer.size else None,
         "requests per answer": sum(acks["counts"].values()) / per_answer,
-        "queries per answer (all requests)": used["statements"] / per_answer,
+        "queries per answer (all requests)": None,  # from the counting pass
         "server CPU ms per answer": 1000 * used["cpu"] / per_answer,
         "server start-up CPU (s)": used["startup"],
         "load average at start / end": used["load"],
