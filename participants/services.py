@@ -400,7 +400,9 @@ def complete_session(*, session: Session) -> Session:
     Raises:
         ParticipationError: ``incomplete`` (answers missing), or the session's end state.
     """
+    study = session.study  # as loaded by the caller (the view: with its task version)
     session = Session.objects.select_for_update().get(pk=session.pk)
+    session.study = study
     if session.state == SessionState.COMPLETED:
         return session
     session = _running(session)

@@ -58,7 +58,9 @@ def _problem(request, message: str, status: int = 400):
 @require_safe
 def start(request, slug: str):
     """A study link: find or start this recruitment id's session, then go to its page."""
-    study = get_object_or_404(Study, slug=slug)
+    # The spec is read once per process by `plan_for` (the trial order needs the plan).
+    studies = Study.objects.select_related("task_version").defer("task_version__spec")
+    study = get_object_or_404(studies, slug=slug)
     if request.method == "HEAD":
         # Link checkers and chat previews: the link works, and no place is taken.
         return HttpResponse(status=200)
