@@ -22,7 +22,8 @@ statements it sends (BEGIN, COMMIT and connection checks included), and
 thinking: "queries per answer" is that count over their answers. The proxy adds a hop
 to every query, so it is kept out of the timed run. With ``--think 0,0 --arrive 2``
 every participant starts at once and answers as fast as the server replies, so
-"answers per second" is the server's saturation rate. Needs PostgreSQL on
+"answers per second" (from the first stored answer to the last) is the server's
+saturation rate. Needs PostgreSQL on
 127.0.0.1:5432 (user postgres) and Redis on 127.0.0.1:6379; the databases
 geppetto_bench and geppetto_bench_otree (``--database``) and Redis database 12
 (``--redis-db``) are dropped and created.
@@ -521,6 +522,7 @@ def summarise(acks: dict, stored: dict, completed: int, used: dict) -> dict:
     answer = np.array(acks["times"].get("answer", []), dtype=float)
     acknowledged, lost = compare(acks, stored)
     per_answer = max(acknowledged, 1)
+    span = acks.get("span") or []
     return {
         "participants started": len(acks["acks"]),
         "participants finished": completed,
@@ -528,7 +530,8 @@ def summarise(acks: dict, stored: dict, completed: int, used: dict) -> dict:
         "answers lost (acknowledged, not stored)": lost,
         "answers given up on after retries": len(acks["unsaved"]),
         "failed requests (any page)": sum(acks["failures"].values()),
-        "answers per second (whole run)": acknowledged / used["seconds"],
+        # From the first stored answer to the last: locust's start and stop are left out.
+        "answers per second": acknowledged / max(span[-1] - span[0], 1e-9) if span else 0.0,
         "answer save p50 (ms)": float(np.percentile(answer, 50)) if answer.size else None,
         "answer save p95 (ms)": float(np.percentile(answer, 95)) if answer.size else None,
         "answer save p99 (ms)": float(np.percentile(answer, 99)) if answer.size else None,

@@ -47,11 +47,17 @@ CONFIG = re.compile(r'<script id="player-config" type="application/json">(.*?)</
 CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 
 
+span: list[float] = []  # wall-clock time of the first and the last stored answer
+
+
 @events.request.add_listener
 def _record(name, response_time, exception, **_kwargs):
     counts[name] = counts.get(name, 0) + 1
     if exception is None:
         times.setdefault(name, []).append(response_time)
+        if name == "answer":
+            now = time.time()
+            span[:] = [span[0] if span else now, now]
     else:
         failures[f"{name}: {exception}"] = failures.get(f"{name}: {exception}", 0) + 1
 
@@ -60,7 +66,8 @@ def _record(name, response_time, exception, **_kwargs):
 def _write_acks(**_kwargs):
     with open(ACKS_FILE, "w") as fh:
         record = {"acks": acks, "unsaved": unsaved, "finished": finished}
-        json.dump(record | {"times": times, "counts": counts, "failures": failures}, fh)
+        record |= {"times": times, "counts": counts, "failures": failures, "span": span}
+        json.dump(record, fh)
 
 
 class _Participant(HttpUser):
