@@ -2,7 +2,7 @@
 
 Run: make bench-participants
  or: .venv/bin/python benchmarks/bench_participants.py [--participants 200] [--duration 300]
-     [--think 1,3] [--no-otree]
+     [--think 1,3] [--arrive SECONDS] [--no-otree]
 
 Each simulated participant (locust, benchmarks/locust_participants.py) opens a Prolific
 link, consents, reads the instructions, answers the 50 IPIP items one at a time with a
@@ -13,15 +13,28 @@ runs its production server on PostgreSQL with the same questionnaire as one page
 item, which is how oTree saves each answer as it is given.
 
 Afterwards every answer a participant saw acknowledged is looked up in the database:
-"lost" counts those missing or different. Needs PostgreSQL on 127.0.0.1:5432 (user
-postgres) and Redis on 127.0.0.1:6379; the databases geppetto_bench and
-geppetto_bench_otree are dropped and created. Servers bind to 127.0.0.1 only; their
-logs, locust's summaries and the results (JSON) are left in var/bench/.
+"lost" counts those missing or different. "Server CPU ms per answer" is the CPU the
+server's processes used while the participants ran (start-up excluded; it is shown
+apart), divided by the answers acknowledged. Then each server is started once more,
+reaching PostgreSQL through a loopback proxy (in this process) that counts the
+statements it sends (BEGIN, COMMIT and connection checks included), and
+``--count-participants`` new participants (default 5) walk the study without
+thinking: "queries per answer" is that count over their answers. The proxy adds a hop
+to every query, so it is kept out of the timed run. With ``--think 0,0 --arrive 2``
+every participant starts at once and answers as fast as the server replies, so
+"answers per second" (from the first stored answer to the last) is the server's
+saturation rate. Needs PostgreSQL on
+127.0.0.1:5432 (user postgres) and Redis on 127.0.0.1:6379; the databases
+geppetto_bench and geppetto_bench_otree (``--database``) and Redis database 12
+(``--redis-db``) are dropped and created.
+Servers bind to 127.0.0.1 only; their logs, locust's summaries and the results (JSON)
+are left in var/bench/.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import secrets
@@ -29,6 +42,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -48,7 +62,20 @@ def parse_args():
     parser.add_argument("--participants", type=int, default=200)
     parser.add_argument("--duration", type=int, default=300, help="seconds for the whole run")
     parser.add_argument("--think", default="1,3", help="min,max seconds before each answer")
+    parser.add_argument(
+        "--arrive", type=float, help="seconds over which participants arrive (default: spread "
+        "so that the last one can finish within --duration)",
+    )  # fmt: skip
     parser.add_argument("--no-otree", action="store_true", help="skip the oTree side")
+    parser.add_argument(
+        "--database", default="geppetto_bench",
+        help="PostgreSQL database to drop and create (oTree's gets the suffix _otree)",
+    )  # fmt: skip
+    parser.add_argument("--redis-db", type=int, default=12, help="Redis database to flush and use")
+    parser.add_argument(
+        "--count-participants", type=int, default=5,
+        help="participants of the pass that counts queries (0: no such pass)",
+    )  # fmt: skip
     parser.add_argument("--otree-venv", type=Path, default=WORK / "otree-venv")
     return parser.parse_args()
 
@@ -88,6 +115,116 @@ def stop(process: subprocess.Popen) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def group_cpu(pgid: int) -> float:
+    """CPU seconds used so far by the live processes of a process group and their reaped
+    children (a recycled worker's time moves to its parent's child time, so none is lost)."""
+    ticks = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited meanwhile
+        # After the command: state ppid pgrp … utime(11) stime(12) cutime(13) cstime(14).
+        if int(fields[2]) == pgid:
+            ticks += sum(int(x) for x in fields[11:15])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def settle(pgid: int, seconds: float = 30) -> float:
+    """Wait until the server's processes are done starting (CPU idle for 1 s); their CPU."""
+    deadline = time.monotonic() + seconds
+    last = group_cpu(pgid)
+    while time.monotonic() < deadline:
+        time.sleep(1)
+        now = group_cpu(pgid)
+        if now - last < 0.05:
+            return now
+        last = now
+    return last
+
+
+class StatementCounter:
+    """A loopback TCP proxy to PostgreSQL that counts the statements clients send.
+
+    It reads the frontend side of the wire protocol: after the untyped start-up messages
+    (SSL/GSS requests, the startup packet), every message is a type byte and a length;
+    each ``Q`` (simple query) and ``E`` (execute of the extended protocol) is one
+    statement. The server side is passed through untouched.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 5432):
+        self.target = (host, port)
+        self.statements = 0
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        threading.Thread(target=self._serve, args=(ready,), daemon=True).start()
+        ready.wait(10)
+
+    def _serve(self, ready: threading.Event) -> None:
+        asyncio.set_event_loop(self._loop)
+        server = self._loop.run_until_complete(
+            asyncio.start_server(self._connection, "127.0.0.1", 0)
+        )
+        self.port = server.sockets[0].getsockname()[1]
+        ready.set()
+        self._loop.run_forever()
+
+    async def _connection(self, client_r, client_w) -> None:
+        try:
+            server_r, server_w = await asyncio.open_connection(*self.target)
+        except OSError:
+            client_w.close()
+            return
+        await asyncio.gather(self._frontend(client_r, server_w), self._pipe(server_r, client_w))
+
+    @staticmethod
+    async def _pipe(reader, writer) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except OSError:
+            pass
+        finally:
+            writer.close()
+
+    async def _frontend(self, reader, writer) -> None:
+        buffer, typed = bytearray(), False
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                buffer += data
+                at = 0
+                while True:
+                    if not typed:
+                        if len(buffer) - at < 8:
+                            break
+                        length = int.from_bytes(buffer[at : at + 4], "big")
+                        if len(buffer) - at < length:
+                            break
+                        # 196608 is protocol 3.0's startup packet; typed messages follow.
+                        typed = int.from_bytes(buffer[at + 4 : at + 8], "big") == 196608
+                        at += length
+                    else:
+                        if len(buffer) - at < 5:
+                            break
+                        length = int.from_bytes(buffer[at + 1 : at + 5], "big")
+                        if len(buffer) - at < 1 + length:
+                            break
+                        self.statements += buffer[at] in (0x51, 0x45)  # Q, E
+                        at += 1 + length
+                del buffer[:at]
+                await writer.drain()
+        except OSError:
+            pass
+        finally:
+            writer.close()
+
+
 def run_locust(user_class: str, host: str, link: str, args, spawn_rate: float) -> dict:
     """Run the simulated participants; returns what they recorded."""
     acks = WORK / f"{user_class}.json"
@@ -97,6 +234,7 @@ def run_locust(user_class: str, host: str, link: str, args, spawn_rate: float) -
         BENCH_ACKS=str(acks),
         BENCH_THINK=args.think,
         BENCH_PARTICIPANTS=str(args.participants),
+        BENCH_FIRST_ID=str(getattr(args, "first_id", 1)),
     )
     command = [
         PY, "-m", "locust", "-f", str(ROOT / "benchmarks" / "locust_participants.py"),
@@ -115,20 +253,46 @@ def serve_and_load(command, *, cwd, env, port, probe, label, user_class, link, a
     """Start a server on loopback, run the participants against it, stop it.
 
     Returns:
-        What the participants recorded, and the CPU seconds the server used.
+        What the participants recorded, and what the server used (CPU during the run and
+        at start-up, statements sent to PostgreSQL during the run, seconds, load average).
     """
-    with open(WORK / f"{user_class}-server.log", "w") as log:
+    counter = env.pop("_COUNTER", None)
+    with open(WORK / f"{user_class}-server.log", "a") as log:
         server = subprocess.Popen(
             command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
     host = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(f"{host}{probe}", server)
+        startup = settle(server.pid)
         print(f"{label} on {host}")
+        statements = counter.statements if counter else 0
+        load, began = os.getloadavg()[0], time.monotonic()
         acks = run_locust(user_class, host, link, args, spawn_rate)
+        seconds = time.monotonic() - began
+        used = {
+            "cpu": group_cpu(server.pid) - startup,
+            "startup": startup,
+            "statements": counter.statements - statements if counter else 0,
+            "seconds": seconds,
+            "load": (load, os.getloadavg()[0]),
+        }
     finally:
-        cpu = stop(server)
-    return acks, cpu
+        stop(server)
+    return acks, used
+
+
+def count_queries(serve, args, counter: StatementCounter, database_url: str) -> float | None:
+    """Queries per answer of ``--count-participants`` new participants, through the proxy."""
+    if args.count_participants <= 0:
+        return None
+    quick = argparse.Namespace(**vars(args))
+    quick.participants, quick.think = args.count_participants, "0,0"
+    quick.duration, quick.first_id = 120, args.participants + 1
+    acks, used = serve(args=quick, spawn_rate=quick.participants, database_url=database_url)
+    answers = sum(len(a) for a in acks["acks"].values())
+    print(f"  counted {used['statements']} queries for {answers} answers")
+    return used["statements"] / max(answers, 1)
 
 
 def compare(acks: dict, stored: dict) -> tuple[int, int]:
@@ -141,14 +305,14 @@ def compare(acks: dict, stored: dict) -> tuple[int, int]:
     return total, lost
 
 
-def geppetto_side(args, spawn_rate: float) -> dict:
-    database = "geppetto_bench"
+def geppetto_side(args, spawn_rate: float, counter: StatementCounter) -> dict:
+    database = args.database
     recreate_database(database)
     port = free_port()
     env = dict(
         os.environ,
         DATABASE_URL=f"{PG}/{database}",
-        CACHE_URL="redis://127.0.0.1:6379/12",
+        CACHE_URL=f"redis://127.0.0.1:6379/{args.redis_db}",
         GEPPETTO_VAR_DIR=str(WORK / "geppetto-var"),
         GEPPETTO_RATE_LIMITS="start=100000",  # every simulated participant has one address
         SECRET_KEY=secrets.token_hex(32),
@@ -160,9 +324,9 @@ def geppetto_side(args, spawn_rate: float) -> dict:
     redis.Redis.from_url(env["CACHE_URL"]).flushdb()
     manage = [PY, str(ROOT / "manage.py")]
     subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], env=env, check=True)
-    task = ROOT / "benchmark" / "tasks" / "ipip-big5-50"
+    task = ROOT / "benchmark" / "tasks" / "personality" / "ipip-big5-50.yaml"
     subprocess.run(
-        [*manage, "load_tasks", *map(str, sorted(task.glob("*.yaml")))],
+        [*manage, "load_tasks", str(task)],
         env=env,
         check=True,
         stdout=subprocess.DEVNULL,
@@ -171,23 +335,31 @@ def geppetto_side(args, spawn_rate: float) -> dict:
         "from benchmark.models import TaskVersion; from participants.models import Study; "
         "v = TaskVersion.objects.get(task__slug='ipip-big5-50'); "
         "Study.objects.create(task_version=v, title='Load', slug='load', source='prolific', "
-        f"consent_markdown='Consent.', completion_code='C0DE', target_n={args.participants}, "
+        "consent_markdown='Consent.', completion_code='C0DE', "
+        f"target_n={args.participants + args.count_participants}, "
         "time_limit_minutes=60)"
     )
     subprocess.run([*manage, "shell", "-v", "0", "-c", make_study], env=env, check=True)
     command = [PY, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"), "config.wsgi"]
-    acks, cpu = serve_and_load(
-        command,
-        cwd=ROOT,
-        env=env,
-        port=port,
-        probe="/admin/login/",
-        label=f"Geppetto: gunicorn, PostgreSQL database {database}",
-        user_class="GeppettoParticipant",
-        link="/s/load/",
-        args=args,
-        spawn_rate=spawn_rate,
-    )
+
+    def serve(*, args, spawn_rate, database_url=None):
+        served = dict(env)
+        if database_url:  # the server (only) reaches PostgreSQL through the counting proxy
+            served.update(DATABASE_URL=database_url, _COUNTER=counter)
+        return serve_and_load(
+            command,
+            cwd=ROOT,
+            env=served,
+            port=port,
+            probe="/admin/login/",
+            label=f"Geppetto: gunicorn, PostgreSQL database {database}",
+            user_class="GeppettoParticipant",
+            link="/s/load/",
+            args=args,
+            spawn_rate=spawn_rate,
+        )
+
+    acks, used = serve(args=args, spawn_rate=spawn_rate)
     dump = (
         "import json; from participants.models import Response, Session; "
         "print(json.dumps({'answers': [[r.session.recruitment_id, r.item_key, r.answer] "
@@ -199,7 +371,9 @@ def geppetto_side(args, spawn_rate: float) -> dict:
     )
     rows = json.loads(out.stdout)
     stored = {(pid, item): answer for pid, item, answer in rows["answers"]}
-    return summarise(acks, stored, rows["completed"], cpu)
+    result = summarise(acks, stored, rows["completed"], used)
+    queries = count_queries(serve, args, counter, f"{counted(counter)}/{database}")
+    return result | {"queries per answer (all requests)": queries}
 
 
 OTREE_SETTINGS = """\
@@ -265,7 +439,7 @@ def write_otree_project(path: Path) -> None:
     (app / "End.html").write_text(block % ("Thanks", "<p>Done</p>"))
 
 
-def otree_side(args, spawn_rate: float) -> dict:
+def otree_side(args, spawn_rate: float, counter: StatementCounter) -> dict:
     venv = args.otree_venv
     otree = venv / "bin" / "otree"
     if not otree.exists():
@@ -278,7 +452,7 @@ def otree_side(args, spawn_rate: float) -> dict:
         )  # fmt: skip
     project = WORK / "otree-project"
     write_otree_project(project)
-    database = "geppetto_bench_otree"
+    database = f"{args.database}_otree"
     recreate_database(database)
     port = free_port()
     env = dict(
@@ -291,23 +465,31 @@ def otree_side(args, spawn_rate: float) -> dict:
     )
     quiet = {"cwd": project, "env": env, "check": True, "capture_output": True}
     subprocess.run([str(otree), "resetdb", "--noinput"], **quiet)
-    subprocess.run([str(otree), "create_session", "ipip", str(args.participants)], **quiet)
+    places = str(args.participants + args.count_participants)
+    subprocess.run([str(otree), "create_session", "ipip", places], **quiet)
     import psycopg
 
     with psycopg.connect(f"{PG}/{database}") as conn:
         code = conn.execute("SELECT _anonymous_code FROM otree_session").fetchone()[0]
-    acks, cpu = serve_and_load(
-        [str(otree), "prodserver", f"127.0.0.1:{port}"],
-        cwd=project,
-        env=env,
-        port=port,
-        probe="/",
-        label=f"oTree {OTREE_VERSION}: prodserver, PostgreSQL database {database}",
-        user_class="OTreeParticipant",
-        link=f"/join/{code}",
-        args=args,
-        spawn_rate=spawn_rate,
-    )
+
+    def serve(*, args, spawn_rate, database_url=None):
+        served = dict(env)
+        if database_url:  # the server (only) reaches PostgreSQL through the counting proxy
+            served.update(DATABASE_URL=database_url, _COUNTER=counter)
+        return serve_and_load(
+            [str(otree), "prodserver", f"127.0.0.1:{port}"],
+            cwd=project,
+            env=served,
+            port=port,
+            probe="/",
+            label=f"oTree {OTREE_VERSION}: prodserver, PostgreSQL database {database}",
+            user_class="OTreeParticipant",
+            link=f"/join/{code}",
+            args=args,
+            spawn_rate=spawn_rate,
+        )
+
+    acks, used = serve(args=args, spawn_rate=spawn_rate)
     columns = ", ".join(f"q{i}" for i in range(1, ITEMS + 1))
     with psycopg.connect(f"{PG}/{database}") as conn:
         rows = conn.execute(
@@ -323,14 +505,24 @@ def otree_side(args, spawn_rate: float) -> dict:
         for i, value in enumerate(row[1:], start=1)
         if value is not None
     }
-    return summarise(acks, stored, completed, cpu)
+    result = summarise(acks, stored, completed, used)
+    proxied = f"{counted(counter, 'postgresql')}/{database}?sslmode=disable"
+    return result | {
+        "queries per answer (all requests)": count_queries(serve, args, counter, proxied)
+    }
 
 
-def summarise(acks: dict, stored: dict, completed: int, cpu: float) -> dict:
+def counted(counter: StatementCounter, scheme: str = "postgres") -> str:
+    return f"{scheme}://postgres@127.0.0.1:{counter.port}"
+
+
+def summarise(acks: dict, stored: dict, completed: int, used: dict) -> dict:
     for failure, count in sorted(acks["failures"].items()):
         print(f"  failed {count}×: {failure}")
     answer = np.array(acks["times"].get("answer", []), dtype=float)
     acknowledged, lost = compare(acks, stored)
+    per_answer = max(acknowledged, 1)
+    span = acks.get("span") or []
     return {
         "participants started": len(acks["acks"]),
         "participants finished": completed,
@@ -338,12 +530,17 @@ def summarise(acks: dict, stored: dict, completed: int, cpu: float) -> dict:
         "answers lost (acknowledged, not stored)": lost,
         "answers given up on after retries": len(acks["unsaved"]),
         "failed requests (any page)": sum(acks["failures"].values()),
+        # From the first stored answer to the last: locust's start and stop are left out.
+        "answers per second": acknowledged / max(span[-1] - span[0], 1e-9) if span else 0.0,
         "answer save p50 (ms)": float(np.percentile(answer, 50)) if answer.size else None,
         "answer save p95 (ms)": float(np.percentile(answer, 95)) if answer.size else None,
         "answer save p99 (ms)": float(np.percentile(answer, 99)) if answer.size else None,
         "answer save max (ms)": float(answer.max()) if answer.size else None,
-        "requests per answer": sum(acks["counts"].values()) / max(acknowledged, 1),
-        "server CPU ms per answer": 1000 * cpu / max(acknowledged, 1),
+        "requests per answer": sum(acks["counts"].values()) / per_answer,
+        "queries per answer (all requests)": None,  # from the counting pass
+        "server CPU ms per answer": 1000 * used["cpu"] / per_answer,
+        "server start-up CPU (s)": used["startup"],
+        "load average at start / end": used["load"],
     }
 
 
@@ -358,10 +555,11 @@ def main():
             f"--duration {args.duration} s is too short: one participant needs about "
             f"{one_participant:.0f} s with --think {args.think}"
         )
-    spawn_rate = args.participants / spread
-    results = {"Geppetto": geppetto_side(args, spawn_rate)}
+    spawn_rate = args.participants / (args.arrive or spread)
+    counter = StatementCounter()
+    results = {"Geppetto": geppetto_side(args, spawn_rate, counter)}
     if not args.no_otree:
-        results["oTree"] = otree_side(args, spawn_rate)
+        results["oTree"] = otree_side(args, spawn_rate, counter)
     print()
     print(
         f"{args.participants} participants × {ITEMS} answers, think {args.think} s, "
@@ -374,14 +572,20 @@ def main():
     print(header)
     for metric in results["Geppetto"]:
         values = [results[n][metric] for n in names]
-        line = f"{metric:42}" + "".join(
-            f"{'-':>12}" if v is None else f"{v:12.1f}" if isinstance(v, float) else f"{v:12d}"
-            for v in values
-        )
-        if len(values) == 2 and "ms" in metric and all(values) and values[0]:
+        line = f"{metric:42}" + "".join(cell(v) for v in values)
+        ratio = "ms" in metric or "queries" in metric or "per second" in metric
+        if len(values) == 2 and ratio and all(values):
             line += f"{values[1] / values[0]:11.2f}x"
         print(line)
     (WORK / "participants-results.json").write_text(json.dumps(results, indent=2))
+
+
+def cell(value) -> str:
+    if value is None:
+        return f"{'-':>12}"
+    if isinstance(value, tuple):
+        return f"{' / '.join(f'{v:.1f}' for v in value):>12}"
+    return f"{value:12.1f}" if isinstance(value, float) else f"{value:12d}"
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ Run by the benchmark, not by hand, naming the user class (``GeppettoParticipant`
     BENCH_ACKS: file to write the acknowledged answers to when the run stops.
     BENCH_THINK: ``min,max`` seconds a participant thinks before each answer.
     BENCH_PARTICIPANTS: how many participants; the run stops when the last one is done.
+    BENCH_FIRST_ID: number of the first participant id (default 1), so that a second run
+        against the same study brings new participants.
 
 Both users behave like the real pages: an answer that fails (network, 5xx, 429) is sent
 again with backoff, and an answer counts as acknowledged only when the server said it was
@@ -31,7 +33,8 @@ THINK = tuple(float(x) for x in os.environ.get("BENCH_THINK", "1,3").split(","))
 PARTICIPANTS = int(os.environ.get("BENCH_PARTICIPANTS", "1"))
 RETRIES = 6
 
-_ids = itertools.count(1)
+_ids = itertools.count(int(os.environ.get("BENCH_FIRST_ID", "1")))
+FIRST_ID = int(os.environ.get("BENCH_FIRST_ID", "1"))
 acks: dict[str, dict[str, str]] = {}  # participant id -> item -> answer the server stored
 unsaved: list[tuple[str, str]] = []  # answers still refused after every retry
 finished: list[str] = []
@@ -44,11 +47,17 @@ CONFIG = re.compile(r'<script id="player-config" type="application/json">(.*?)</
 CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 
 
+span: list[float] = []  # wall-clock time of the first and the last stored answer
+
+
 @events.request.add_listener
 def _record(name, response_time, exception, **_kwargs):
     counts[name] = counts.get(name, 0) + 1
     if exception is None:
         times.setdefault(name, []).append(response_time)
+        if name == "answer":
+            now = time.time()
+            span[:] = [span[0] if span else now, now]
     else:
         failures[f"{name}: {exception}"] = failures.get(f"{name}: {exception}", 0) + 1
 
@@ -57,7 +66,8 @@ def _record(name, response_time, exception, **_kwargs):
 def _write_acks(**_kwargs):
     with open(ACKS_FILE, "w") as fh:
         record = {"acks": acks, "unsaved": unsaved, "finished": finished}
-        json.dump(record | {"times": times, "counts": counts, "failures": failures}, fh)
+        record |= {"times": times, "counts": counts, "failures": failures, "span": span}
+        json.dump(record, fh)
 
 
 class _Participant(HttpUser):
@@ -66,7 +76,7 @@ class _Participant(HttpUser):
     def new_participant(self) -> str:
         """A fresh participant id; a user started beyond the planned number just waits."""
         number = next(_ids)
-        if number > PARTICIPANTS:
+        if number >= FIRST_ID + PARTICIPANTS:
             time.sleep(10**6)  # the run stops when the last participant is done
         return f"{number:024x}"  # the format of a Prolific id
 

@@ -5,10 +5,8 @@ Cached per spec hash, so every participant request reuses one parsed spec.
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
-from functools import lru_cache
 
 from benchmark.rendering import environment_for, spec_items
 from benchmark.specs import spec_from_json
@@ -37,9 +35,8 @@ class Plan:
         return self.spec.kind
 
 
-@lru_cache(maxsize=32)
-def _plan(spec_hash: str, spec_json: str) -> Plan:
-    spec = spec_from_json(json.loads(spec_json))
+def _build_plan(spec_json: dict) -> Plan:
+    spec = spec_from_json(spec_json)
     items = spec_items(spec)
     trials = {
         item.key: {
@@ -53,15 +50,31 @@ def _plan(spec_hash: str, spec_json: str) -> Plan:
     return Plan(spec=spec, items=items, trials=trials)
 
 
+# Task versions are immutable and their spec hash is unique, so the hash alone names a
+# plan: a request that finds it here never reads, parses or re-serialises the spec.
+_PLANS: dict[str, Plan] = {}
+_ENVIRONMENTS: dict[str, object] = {}
+CACHED_VERSIONS = 32
+
+
+def _remember(cache: dict, key: str, value):
+    if len(cache) >= CACHED_VERSIONS:
+        cache.pop(next(iter(cache), None), None)  # the oldest; another thread may race us
+    cache[key] = value
+    return value
+
+
 def plan_for(study: Study) -> Plan:
-    """The (cached) trial plan of a study's task version."""
+    """The (cached) trial plan of a study's task version.
+
+    The version's spec is read only when its plan is not cached yet (views load the
+    version with the spec deferred).
+    """
     version = study.task_version
-    return _plan(version.spec_hash, json.dumps(version.spec, sort_keys=True))
-
-
-@lru_cache(maxsize=32)
-def _environment(spec_hash: str, spec_json: str):
-    return environment_for(spec_from_json(json.loads(spec_json)))
+    plan = _PLANS.get(version.spec_hash)
+    if plan is None:
+        plan = _remember(_PLANS, version.spec_hash, _build_plan(version.spec))
+    return plan
 
 
 def trial_order(study: Study, order_seed: int) -> list[str]:
@@ -78,8 +91,11 @@ def trial_order(study: Study, order_seed: int) -> list[str]:
 
 def feedback_for(study: Study, item_key: str, answer: str) -> dict:
     """Server-side feedback for an answer: the environment's outcome, {} for other kinds."""
-    version = study.task_version
-    if version.spec["kind"] != "sequential":
+    plan = plan_for(study)
+    if plan.kind != "sequential":
         return {}
-    env = _environment(version.spec_hash, json.dumps(version.spec, sort_keys=True))
+    spec_hash = study.task_version.spec_hash
+    env = _ENVIRONMENTS.get(spec_hash)
+    if env is None:
+        env = _remember(_ENVIRONMENTS, spec_hash, environment_for(plan.spec))
     return env.feedback(int(item_key.removeprefix("t")) - 1, answer)

@@ -11,7 +11,8 @@ import ipaddress
 import time
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 from django.http import HttpResponse, JsonResponse
 
 # No inline script or style, nothing from another origin. Navigation to a platform's
@@ -95,9 +96,40 @@ def _clock() -> float:
     return time.time()
 
 
+_REDIS_CLIENTS: dict[str, object] = {}
+
+
+def _redis_client():
+    """A Redis client for the default cache's server, or None when the cache is not Redis.
+
+    One client per process: Django's Redis cache builds a client for every call and its
+    ``incr`` checks that the key exists first, three round trips per counted request.
+    """
+    if not isinstance(caches["default"], RedisCache):
+        return None
+    config = settings.CACHES["default"]
+    location = config.get("LOCATION")
+    if not isinstance(location, str) or "," in location or ";" in location or config.get("OPTIONS"):
+        return None  # several servers or client options: the cache API decides
+    client = _REDIS_CLIENTS.get(location)
+    if client is None:
+        import redis
+
+        client = _REDIS_CLIENTS.setdefault(location, redis.Redis.from_url(location))
+    return client
+
+
 def hit(bucket: str, *, limit: int, window: int) -> bool:
     """Count one request in a fixed window; True while the bucket is within its limit."""
     key = f"participants:rl:{bucket}:{int(_clock() // window)}"
+    client = _redis_client()
+    if client is not None:
+        # One round trip: create the counter with its expiry if missing, then count.
+        full_key = cache.make_and_validate_key(key)
+        pipe = client.pipeline(transaction=False)
+        pipe.set(full_key, 0, ex=window + 1, nx=True)
+        pipe.incr(full_key)
+        return pipe.execute()[1] <= limit
     if cache.add(key, 1, timeout=window + 1):
         return True
     try:

@@ -59,6 +59,7 @@ from participants.plans import (  # noqa: F401
     plan_for,
     trial_order,
 )
+from participants.queries import insert_response
 from participants.recruitment import Arrival
 
 
@@ -163,11 +164,11 @@ def _hold_cutoff(now: datetime) -> datetime:
     return now - timedelta(minutes=settings.CONSENT_HOLD_MINUTES)
 
 
-@transaction.atomic
 def expire_if_overdue(*, session: Session, now: datetime | None = None) -> Session:
     """Time out a running session past its deadline, or still without consent after the hold.
 
-    Returns the session (refreshed).
+    Returns the session (refreshed when it was timed out). The update is one statement
+    that only moves a session still started, so it needs no transaction of its own.
     """
     now = now or timezone.now()
     unconsented = session.consented is None and session.started <= _hold_cutoff(now)
@@ -175,7 +176,7 @@ def expire_if_overdue(*, session: Session, now: datetime | None = None) -> Sessi
         Session.objects.filter(pk=session.pk, state=SessionState.STARTED).update(
             state=SessionState.TIMED_OUT, finished=now
         )
-        session.refresh_from_db()
+        session.refresh_from_db(fields=["state", "finished"])
     return session
 
 
@@ -331,15 +332,19 @@ def record_response(
         The stored response and whether it was created by this call.
 
     Raises:
-        ParticipationError: ``unknown_item``, ``bad_answer``, ``out_of_order``,
-            ``not_ready`` (task not started yet) or the session's end state.
+        ParticipationError: ``bad_key``, ``unknown_item``, ``bad_answer``,
+            ``out_of_order``, ``not_ready`` (task not started yet), ``withdrawn`` or the
+            session's end state.
     """
     if not idempotency_key or len(idempotency_key) > 64:
         raise ParticipationError("bad_key", "An idempotency key of 1-64 characters is required.")
-    existing = Response.objects.filter(session=session, idempotency_key=idempotency_key).first()
-    if existing is not None:
-        return existing, False
-    session = _running(session)
+    session = expire_if_overdue(session=session)
+    if session.state != SessionState.STARTED:
+        # A retry of an answer stored before the session ended still gets it back.
+        stored = Response.objects.filter(session=session, idempotency_key=idempotency_key)
+        if (found := stored.first()) is not None:
+            return found, False
+        raise ParticipationError(session.state, "This session is over.")
     if next_step(session) != "task":
         raise ParticipationError("not_ready", "The task has not started yet.")
     plan = plan_for(session.study)
@@ -349,30 +354,43 @@ def record_response(
     if answer not in options:
         raise ParticipationError("bad_answer", f"{answer!r} is not one of {sorted(options)}.")
     position = session.trial_order.index(item_key)
+    # Sequential trials: the n-th answer is stored only while n answers exist, and at most
+    # one row per item can exist, so rows are in order without locking the session.
+    if plan.kind == "sequential" and Response.objects.filter(session=session).count() != position:
+        if (stored := _stored_answer(session, item_key, idempotency_key)) is not None:
+            return stored, False
+        raise ParticipationError("out_of_order", "Trials must be answered in order.")
+    response = Response(
+        session=session,
+        item_key=item_key,
+        position=position,
+        answer=answer,
+        feedback=feedback_for(session.study, item_key, answer),
+        idempotency_key=idempotency_key,
+        rt_ms=_reaction_time(rt_ms),
+        client_ts=_client_time(client_ts),
+        telemetry=_telemetry(telemetry),
+    )
+    # The unique constraints (one row per item, one per idempotency key) decide: the
+    # common case is one INSERT; a retry or a stale tab inserts nothing and gets the row
+    # that is already stored.
     try:
-        with transaction.atomic():
-            Session.objects.select_for_update().filter(pk=session.pk).first()
-            same_item = Response.objects.filter(session=session, item_key=item_key).first()
-            if same_item is not None:
-                return same_item, False
-            if plan.kind == "sequential" and session.responses.count() != position:
-                raise ParticipationError("out_of_order", "Trials must be answered in order.")
-            response = Response.objects.create(
-                session=session,
-                item_key=item_key,
-                position=position,
-                answer=answer,
-                feedback=feedback_for(session.study, item_key, answer),
-                idempotency_key=idempotency_key,
-                rt_ms=_reaction_time(rt_ms),
-                client_ts=_client_time(client_ts),
-                telemetry=_telemetry(telemetry),
-            )
+        if insert_response(response):
             return response, True
     except IntegrityError:
-        # The same answer raced in through a parallel retry; that row is the answer.
-        stored = Response.objects.filter(session=session, idempotency_key=idempotency_key).first()
-        return stored or Response.objects.get(session=session, item_key=item_key), False
+        pass  # the session's row is gone
+    if (stored := _stored_answer(session, item_key, idempotency_key)) is not None:
+        return stored, False
+    raise ParticipationError("withdrawn", "This session was withdrawn.")
+
+
+def _stored_answer(session: Session, item_key: str, idempotency_key: str) -> Response | None:
+    """The row a repeated answer gets: same idempotency key first, else the same item."""
+    rows = Response.objects.filter(
+        Q(idempotency_key=idempotency_key) | Q(item_key=item_key), session=session
+    )
+    by_key = {row.idempotency_key: row for row in rows}
+    return by_key.get(idempotency_key) or next(iter(by_key.values()), None)
 
 
 @transaction.atomic
@@ -382,7 +400,9 @@ def complete_session(*, session: Session) -> Session:
     Raises:
         ParticipationError: ``incomplete`` (answers missing), or the session's end state.
     """
+    study = session.study  # as loaded by the caller (the view: with its task version)
     session = Session.objects.select_for_update().get(pk=session.pk)
+    session.study = study
     if session.state == SessionState.COMPLETED:
         return session
     session = _running(session)

@@ -24,6 +24,7 @@ from participants.answers import BadAnswer, parse_answer
 from participants.forms import DemographicsForm
 from participants.markdown import render_markdown
 from participants.models import Session, SessionState, Study, StudyStatus
+from participants.queries import session_by_token
 from participants.recruitment import RecruitmentError, completion_url, parse_arrival
 from participants.security import client_ip, rate_limit, strict_csp
 
@@ -42,9 +43,7 @@ def _session(token: str) -> Session:
     # query) cannot be one.
     if not TOKEN_PATTERN.fullmatch(token):
         raise Http404("No such session.")
-    session = (
-        Session.objects.select_related("study__task_version__task").filter(token=token).first()
-    )
+    session = session_by_token(token)
     if session is None:
         raise Http404("No such session.")
     return services.expire_if_overdue(session=session)
@@ -59,7 +58,9 @@ def _problem(request, message: str, status: int = 400):
 @require_safe
 def start(request, slug: str):
     """A study link: find or start this recruitment id's session, then go to its page."""
-    study = get_object_or_404(Study, slug=slug)
+    # The spec is read once per process by `plan_for` (the trial order needs the plan).
+    studies = Study.objects.select_related("task_version").defer("task_version__spec")
+    study = get_object_or_404(studies, slug=slug)
     if request.method == "HEAD":
         # Link checkers and chat previews: the link works, and no place is taken.
         return HttpResponse(status=200)

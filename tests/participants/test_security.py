@@ -49,3 +49,31 @@ def test_markdown_is_escaped_and_limited():
         "<h2>Title</h2><p>Line one<br>line <em>two</em> &lt;script&gt;x&lt;/script&gt;</p>"
         "<ul><li>a <strong>b</strong></li><li>c</li></ul>"
     )
+
+
+def test_rate_limits_count_in_redis_where_the_cache_lives(settings, monkeypatch):
+    import uuid
+
+    import redis
+
+    from participants import security
+
+    location = "redis://127.0.0.1:6379/13"
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": location}
+    }
+    monkeypatch.setattr(security, "_clock", lambda: 1_000_000.0)
+    bucket = f"answer:test-{uuid.uuid4().hex}"
+    key = f"participants:rl:{bucket}:{1_000_000 // 60}"
+    client = redis.Redis.from_url(location)
+    try:
+        allowed = [security.hit(bucket, limit=3, window=60) for _ in range(5)]
+        assert allowed == [True, True, True, False, False]
+        full_key = cache.make_and_validate_key(key)
+        assert int(client.get(full_key)) == 5 and 0 < client.ttl(full_key) <= 61
+        assert cache.get(key) == 5  # the cache API reads the same counter
+        # The next window counts from zero.
+        monkeypatch.setattr(security, "_clock", lambda: 1_000_060.0)
+        assert security.hit(bucket, limit=3, window=60) is True
+    finally:
+        client.delete(*client.keys(f"*{bucket}*"))
