@@ -138,13 +138,14 @@ class StrictQueryParameters(BaseFilterBackend):
         for name in boolean_parameters(queryset, view) & set(params):
             if params[name] not in ("true", "false"):
                 raise ValidationError({name: f"true or false, got {params[name]!r}"})
+        # Above the paginator's maximum a page size is clamped to it (documented), not refused.
         paginator = getattr(view, "paginator", None)
-        size_param = getattr(paginator, "page_size_query_param", None)
-        if size_param and size_param in params:
-            size = params[size_param]
-            # Above the paginator's maximum is clamped to it (documented), not refused.
-            if not (size.isascii() and size.isdigit() and int(size) >= 1):
-                raise ValidationError({size_param: f"a whole number from 1, got {size!r}"})
+        for attribute in ("page_query_param", "page_size_query_param"):
+            name = getattr(paginator, attribute, None)
+            if name and name in params:
+                value = params[name]
+                if not (value.isascii() and value.isdigit() and int(value) >= 1):
+                    raise ValidationError({name: f"a whole number from 1, got {value!r}"})
         ordering_param = OrderingFilter.ordering_param
         backends = getattr(view, "filter_backends", ())
         if ordering_param in params and any(issubclass(b, OrderingFilter) for b in backends):

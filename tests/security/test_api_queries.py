@@ -29,11 +29,12 @@ def test_a_repeated_parameter_is_refused(admin_client, mini_version):
     assert (status, body) == (400, {"page_size": "given more than once"})
 
 
-@pytest.mark.parametrize("size", ["abc", "0", "-3", "1.5", "٣", ""])
-def test_page_size_must_be_a_whole_number_from_1(admin_client, mini_version, size):
-    status, body = get(admin_client, f"/api/v1/items/?page_size={size}")
+@pytest.mark.parametrize("param", ["page", "page_size"])
+@pytest.mark.parametrize("value", ["abc", "0", "-3", "1.5", "٣", "", "last"])
+def test_page_and_page_size_must_be_whole_numbers_from_1(admin_client, mini_version, param, value):
+    status, body = get(admin_client, f"/api/v1/items/?{param}={value}")
     assert status == 400
-    assert body["page_size"] == f"a whole number from 1, got {size!r}"
+    assert body[param] == f"a whole number from 1, got {value!r}"
 
 
 def test_page_size_within_bounds_pages(admin_client, mini_version):
