@@ -344,7 +344,11 @@ def test_a_local_only_worker_resumes_a_run_and_a_restarted_one_finishes_it(tmp_p
         )
         before_kill = run.responses.count()
         assert len(children(worker.pid)) == 2
-        os.kill(children(worker.pid)[0], signal.SIGKILL)
+        # The process that holds the unit dies (an idle one would leave the other loading).
+        held = run.units.filter(state=UnitState.RUNNING).values_list("worker", flat=True)
+        loading = [pid for pid in children(worker.pid) if f":{pid}|" in "|".join(held) + "|"]
+        assert loading, f"no child of {worker.pid} holds the unit: {list(held)}"
+        os.kill(loading[0], signal.SIGKILL)
         # dramatiq stops every process when one dies (the others get 2 s to finish their
         # message here): a supervisor must start it again.
         assert worker.wait(60) != 0
