@@ -116,3 +116,13 @@ def test_a_claim_records_which_process_took_the_unit(tmp_path):
     assert leases.claim(unit.pk).worker == f"{socket.gethostname()}:{os.getpid()}"
     unit.refresh_from_db()
     assert unit.worker == f"{socket.gethostname()}:{os.getpid()}"
+
+
+@pytest.mark.django_db
+def test_the_run_page_shows_which_process_took_each_unit(tmp_path, admin_client):
+    version = load(tmp_path, GOOD, "good")
+    endpoint = ModelEndpoint.objects.create(name="tiny", provider=Provider.HF, model="x")
+    run = queue_run(endpoint=endpoint, task_version=version, batch_size=10)
+    run.units.update(worker="gpu-node-3:41234")
+    page = admin_client.get(f"/admin/benchmark/modelrun/{run.pk}/change/").content.decode()
+    assert "gpu-node-3:41234" in page
