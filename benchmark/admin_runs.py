@@ -75,6 +75,7 @@ class WorkUnitInline(admin.TabularInline):
         "lost_leases",
         "expected",
         "lease_until",
+        "worker",
         "last_error",
     )
     readonly_fields = fields

@@ -487,6 +487,11 @@ class WorkUnit(models.Model):
         max_length=32, blank=True, help_text="the current holder; every write checks it"
     )
     last_error = models.TextField(blank=True)
+    worker = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="host and process id of the worker that last took it (`host:pid`)",
+    )
     updated = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -7,6 +7,7 @@ jobs, so nothing is lost when that process stops).
 """
 
 import logging
+import os
 import threading
 from datetime import timedelta
 from urllib.parse import urlparse
@@ -24,7 +25,7 @@ MIDDLEWARE = [
 ]
 # Every worker process of a real broker runs the reconcile loop, whatever queues it reads
 # (a `--queues local` worker too); the embedded mode starts it from `manage.py serve`.
-WORKER_MIDDLEWARE = [*MIDDLEWARE, "config.broker.ReconcileLoop"]
+WORKER_MIDDLEWARE = [*MIDDLEWARE, "config.broker.ReconcileLoop", "config.broker.LocalQueuePrefetch"]
 
 
 def start_reconcile_loop(stop: threading.Event) -> threading.Thread:
@@ -70,6 +71,22 @@ class ReconcileLoop(Middleware):
     def before_worker_shutdown(self, broker, worker):
         """Stop the loop."""
         self.stop.set()
+
+
+class LocalQueuePrefetch(Middleware):
+    """A worker that reads only the ``local`` queue takes one message per thread at a time.
+
+    dramatiq prefetches twice as many messages as a process has threads; with local models
+    that let the first process to boot hold units that another process, with its own model
+    copy on another device, could have worked on. ``dramatiq_queue_prefetch`` in the
+    environment still wins.
+    """
+
+    def before_worker_boot(self, broker, worker):
+        """Lower the prefetch before the consumers start."""
+        chosen = os.environ.get("dramatiq_queue_prefetch")  # noqa: SIM112 (dramatiq's name)
+        if worker.consumer_whitelist == {"local"} and not chosen:
+            worker.queue_prefetch = worker.worker_threads
 
 
 def dramatiq_broker_settings(url: str) -> dict:

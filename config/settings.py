@@ -160,6 +160,8 @@ UNIT_LEASE_SECONDS = int(os.environ.get("GEPPETTO_UNIT_LEASE_SECONDS", 600))
 RECONCILE_SECONDS = float(
     os.environ.get("GEPPETTO_RECONCILE_SECONDS", min(60.0, UNIT_LEASE_SECONDS / 2))
 )
+# A unit whose work raised an error is tried again after this, then twice as long, ….
+RETRY_BACKOFF_SECONDS = float(os.environ.get("GEPPETTO_RETRY_BACKOFF_SECONDS", 2))
 
 # --- Model endpoints ---------------------------------------------------------
 # A worker reads an endpoint's API key only from a variable whose name starts with one

@@ -9,18 +9,16 @@ from django.utils.html import format_html
 from benchmark.admin import TaskVersionAdmin
 from benchmark.admin_runs import ModelRunAdmin
 from scoring.models import Report, ReportState
-from scoring.services import (
-    ReportError,
-    create_report,
-    create_task_report,
-    report_path,
-    report_stale,
-)
+
+# `scoring.services` (pandas, scipy, matplotlib) is imported where it is used: every process
+# runs the admin's autodiscovery at start, a worker or a command too, and would pay ~2 s.
 
 
 @admin.action(description="Build report from the selected runs", permissions=["add"])
 def build_report_action(modeladmin, request, queryset):
     """Validate the selection, freeze it and queue the build (errors are shown, nothing stored)."""
+    from scoring.services import ReportError, create_report
+
     try:
         report = create_report(runs=list(queryset), user=request.user)
     except ReportError as exc:
@@ -56,6 +54,8 @@ def _queued(modeladmin, request, report) -> None:
 )
 def build_task_report_action(modeladmin, request, queryset):
     """Every finished run of the selected task versions against their human data."""
+    from scoring.services import ReportError, create_task_report
+
     try:
         report = create_task_report(
             versions=queryset.select_related("task").order_by("task__slug", "number"),
@@ -122,6 +122,8 @@ class ReportAdmin(admin.ModelAdmin):
     @admin.display(description="stale")
     def stale(self, obj):
         """Why the inputs differ from those the report was built from ('no' when they don't)."""
+        from scoring.services import report_stale
+
         reasons = report_stale(obj)
         return "; ".join(reasons) if reasons else "no"
 
@@ -148,6 +150,8 @@ class ReportAdmin(admin.ModelAdmin):
         """The ZIP of a built report."""
         if not self.has_view_permission(request):
             raise Http404
+        from scoring.services import report_path
+
         report = get_object_or_404(Report, pk=pk, state=ReportState.DONE)
         return FileResponse(
             report_path(report).open("rb"), as_attachment=True, filename=f"report-{pk}.zip"

@@ -53,26 +53,34 @@ def start_worker(
     processes: int = 1,
     threads: int = 4,
     shutdown_ms: int = 600_000,
+    log: Path | None = None,
 ) -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "manage.py",
-            "rundramatiq",
-            "--processes",
-            str(processes),
-            "--threads",
-            str(threads),
-            "--worker-shutdown-timeout",
-            str(shutdown_ms),
-            "--queues",
-            *queues,
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
+    """``manage.py rundramatiq`` in its own process group; its output appended to ``log``."""
+    command = ["rundramatiq", "--processes", str(processes), "--threads", str(threads)]
+    command += ["--worker-shutdown-timeout", str(shutdown_ms), "--queues", *queues]
+    return start_command(command, env, log)
+
+
+def start_command(command: list[str], env: dict, log: Path | None) -> subprocess.Popen:
+    out = log.open("a") if log else subprocess.DEVNULL
+    try:
+        return subprocess.Popen(
+            [sys.executable, "manage.py", *command],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    finally:
+        if log:
+            out.close()
+
+
+def wait_ready(log: Path, processes: int, timeout: float = 120) -> None:
+    """Wait until ``processes`` worker processes logged to ``log`` that they are ready."""
+    assert wait_for(lambda: log.read_text().count("ready for action") >= processes, timeout), (
+        f"workers not ready:\n{log.read_text()[-3000:]}"
     )
 
 
@@ -88,8 +96,11 @@ def worker_env() -> dict:
         "DATABASE_URL": database_url,
         "BROKER_URL": REDIS_URL,
         "HF_HUB_OFFLINE": "1",
-        # Short leases so the killed worker's units are taken over within seconds.
+        # Short leases so the killed worker's units are taken over within seconds; a
+        # reconcile pass every half second, and short backoffs between attempts.
         "GEPPETTO_UNIT_LEASE_SECONDS": "3",
+        "GEPPETTO_RECONCILE_SECONDS": "0.5",
+        "GEPPETTO_RETRY_BACKOFF_SECONDS": "0.25",
     }
 
 
@@ -98,7 +109,7 @@ def wait_for(predicate, timeout: float) -> bool:
     while time.monotonic() < deadline:
         if predicate():
             return True
-        time.sleep(0.2)
+        time.sleep(0.05)
     return False
 
 
@@ -218,6 +229,15 @@ def kill(worker: subprocess.Popen) -> None:
     worker.wait(10)
 
 
+def holds(run, worker: subprocess.Popen) -> bool:
+    """Whether a process of this `rundramatiq` holds a unit of the run (a kill is mid-unit)."""
+    from benchmark.models import UnitState
+
+    pids = {str(pid) for pid in children(worker.pid)}
+    holders = run.units.filter(state=UnitState.RUNNING).values_list("worker", flat=True)
+    return any(h.rsplit(":", 1)[-1] in pids for h in holders)
+
+
 def state_of(run) -> tuple[str, int]:
     run = type(run).objects.get(pk=run.pk)
     return run.state, run.responses.count()
@@ -240,9 +260,10 @@ def test_a_run_queued_after_the_workers_started_survives_repeated_kill_9(tmp_pat
             model="tiny",
             settings={"base_url": server.url, "max_concurrency": 4, "capabilities": ["sample"]},
         )
-        workers = [start_worker(env, threads=2), start_worker(env, threads=2)]
+        log = tmp_path / "workers.log"
+        workers = [start_worker(env, threads=2, log=log), start_worker(env, threads=2, log=log)]
         try:
-            time.sleep(3)  # both workers are up, and found no run
+            wait_ready(log, 2)  # both workers are up, and found no run
             run = queue_run(
                 endpoint=endpoint,
                 task_version=version,
@@ -253,14 +274,23 @@ def test_a_run_queued_after_the_workers_started_survives_repeated_kill_9(tmp_pat
             expected = 40
             started = time.monotonic()
             # Round 1: one worker dies mid-unit; the other one must take its units over.
-            assert wait_for(lambda: run.responses.count() >= 6, 60), "no progress"
+            assert wait_for(
+                lambda: run.responses.count() >= 6 and any(holds(run, w) for w in workers), 60
+            ), "no progress"
+            victim = next(w for w in workers if holds(run, w))
             print(f"{time.monotonic() - started:.1f} first kill at {state_of(run)}")
-            kill(workers.pop(0))
+            workers.remove(victim)
+            kill(victim)
             assert wait_for(lambda: state_of(run)[1] >= 14, 60), "the survivor stalled"
             print(f"{time.monotonic() - started:.1f} survivor went on {state_of(run)}")
             # Rounds 2 and 3: every worker dies mid-unit, and comes back.
             for floor in (20, 28):
-                assert wait_for(lambda f=floor: state_of(run)[1] >= f, 60), "no progress"
+                assert wait_for(
+                    lambda f=floor, ws=workers: (
+                        state_of(run)[1] >= f and any(holds(run, w) for w in ws)
+                    ),
+                    60,
+                ), "no progress"
                 done_at_kill = state_of(run)[1]
                 assert done_at_kill < expected, "the run finished before the kill"
                 for worker in workers:
@@ -314,7 +344,11 @@ def test_a_local_only_worker_resumes_a_run_and_a_restarted_one_finishes_it(tmp_p
         )
         before_kill = run.responses.count()
         assert len(children(worker.pid)) == 2
-        os.kill(children(worker.pid)[0], signal.SIGKILL)
+        # The process that holds the unit dies (an idle one would leave the other loading).
+        held = run.units.filter(state=UnitState.RUNNING).values_list("worker", flat=True)
+        loading = [pid for pid in children(worker.pid) if f":{pid}|" in "|".join(held) + "|"]
+        assert loading, f"no child of {worker.pid} holds the unit: {list(held)}"
+        os.kill(loading[0], signal.SIGKILL)
         # dramatiq stops every process when one dies (the others get 2 s to finish their
         # message here): a supervisor must start it again.
         assert worker.wait(60) != 0
@@ -334,3 +368,58 @@ def test_a_local_only_worker_resumes_a_run_and_a_restarted_one_finishes_it(tmp_p
     units = list(run.units.values_list("state", "attempts"))
     assert set(units) == {(UnitState.DONE, 0)}
     assert run.error == ""
+
+
+def test_local_workers_one_per_core_share_a_run_and_each_loads_the_model_once(tmp_path, tiny_llama):
+    """`runlocalworkers --cpu-workers 2`: two processes, each pinned to a core with one torch
+    thread, both take units of one run (one message at a time), each loads the model once."""
+    import re
+
+    from dramatiq.brokers.redis import RedisBroker
+
+    from benchmark import actors
+    from benchmark.services.local_workers import own_cores, plan_local_workers
+
+    if len(own_cores()) < 2:
+        pytest.skip("needs two cores")
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    path = tmp_path / "sixteen.yaml"
+    path.write_text(SPEC.split("  - {key: q16,")[0].replace("slug: forty", "slug: sixteen"))
+    version = load_tasks([path])[0].version
+    endpoint = ModelEndpoint.objects.create(
+        name="tiny-local", provider=Provider.HF, model=str(tiny_llama)
+    )
+    run = queue_run(endpoint=endpoint, task_version=version, batch_size=2)
+    log = tmp_path / "local.log"
+    command = ["runlocalworkers", "--cpu-workers", "2", "--worker-shutdown-timeout", "2000"]
+    workers = start_command(command, worker_env(), log)
+    try:
+        wait_ready(log, 2)
+        # Sent to Redis as a web process would (this process's own broker is in memory).
+        broker = RedisBroker(url=REDIS_URL)
+        for unit_id in run.units.values_list("pk", flat=True):
+            broker.enqueue(actors.run_local_unit.message(unit_id))
+        assert wait_for(lambda: state_of(run)[0] == RunState.COMPLETED, 120), (
+            f"not completed: {state_of(run)}\n{log.read_text()[-3000:]}"
+        )
+    finally:
+        kill(workers)
+    text = log.read_text()
+    assert "local worker cpu 0: pid" in text and "local worker cpu 1: pid" in text
+    holders = set(run.units.values_list("worker", flat=True))
+    loads = re.findall(
+        r"model loaded: endpoint \d+ \(hf\) in [\d.]+ s by (\S+), (\d+) torch thread\(s\), "
+        r"cores (\S+)",
+        text,
+    )
+    print(f"units per process: {list(run.units.values_list('worker', flat=True))}")
+    assert len(holders) == 2  # both processes took units
+    assert sorted(w for w, _, _ in loads) == sorted(holders)  # each loaded the model once
+    # Each pinned to its half of the cores, with as many torch threads (1 and 1 on 2 cores).
+    plan = plan_local_workers(cpu_workers=2)
+    assert sorted((threads, cores) for _, threads, cores in loads) == sorted(
+        (w.env["GEPPETTO_TORCH_THREADS"], ",".join(map(str, w.cores))) for w in plan
+    )
+    keys = list(run.responses.values_list("item_key", "sample_index"))
+    assert len(keys) == len(set(keys)) == 16
+    assert run.units.exclude(state="done").count() == 0

@@ -27,7 +27,7 @@ from benchmark.models import (
     Transcript,
 )
 from benchmark.rendering import Turn, environment_for, render_profile, render_prompt, spec_items
-from benchmark.services import leases
+from benchmark.services import leases, local_workers
 from benchmark.services.leases import LeaseLost, Stop
 from benchmark.services.responses import Context, Outcome, cache_key, cached_call
 from benchmark.services.runs import (
@@ -71,10 +71,23 @@ def runner_for(endpoint: ModelEndpoint):
     with _runners_lock:
         runner = _runners.get(key)
         if runner is None:
+            started = time.perf_counter()
+            local = endpoint.provider in (Provider.HF, Provider.VLLM)
+            threads = local_workers.configure_torch_threads() if local else None
             try:
                 runner = _runners[key] = build_runner(endpoint)
             except ModelCheckError as exc:
                 raise EndpointUnusable(f"the model failed its check on load: {exc}") from exc
+            if local:
+                log.info(
+                    "model loaded: endpoint %s (%s) in %.1f s by %s, %s torch thread(s), cores %s",
+                    endpoint.pk,
+                    endpoint.provider,
+                    time.perf_counter() - started,
+                    local_workers.worker_id(),
+                    threads,
+                    ",".join(map(str, local_workers.own_cores())),
+                )
             if len(_runners) == 1:
                 atexit.register(close_runners)  # a vLLM engine must be shut down to exit
         return runner

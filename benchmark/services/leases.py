@@ -14,12 +14,14 @@ import logging
 import threading
 import uuid
 
+from django.conf import settings
 from django.db import connections, transaction
 from django.db.models import DateTimeField, F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from benchmark.models import ModelRun, RunState, UnitState, WorkUnit
+from benchmark.services.local_workers import worker_id
 from benchmark.services.runs import ACTIVE_RUN_STATES, MAX_ATTEMPTS, lease
 
 log = logging.getLogger(__name__)
@@ -74,6 +76,7 @@ def claim(unit_id: int) -> WorkUnit | None:
         else:
             unit.state, unit.lease_until = UnitState.RUNNING, now + lease()
             unit.lease_token = uuid.uuid4().hex
+            unit.worker = worker_id()
             # The first start is kept: resumes and retries only move `resumed`.
             ModelRun.objects.filter(pk=unit.run_id, state=RunState.QUEUED).update(
                 state=RunState.RUNNING,
@@ -86,6 +89,7 @@ def claim(unit_id: int) -> WorkUnit | None:
                 "lease_until",
                 "lease_token",
                 "last_error",
+                "worker",
                 "updated",
             ]
         )
@@ -211,7 +215,8 @@ def release_after_error(unit: WorkUnit, error: str) -> str:
         maybe_finish(unit.run_id)
         return "failed"
     # Back off before the next attempt: 2 s, 4 s, … (the lease is free meanwhile).
-    actors.send_unit(unit.run.endpoint.queue_name, unit.pk, delay_ms=2000 * 2 ** (row.attempts - 1))
+    delay_ms = int(settings.RETRY_BACKOFF_SECONDS * 1000 * 2 ** (row.attempts - 1))
+    actors.send_unit(unit.run.endpoint.queue_name, unit.pk, delay_ms=delay_ms)
     return "retry"
 
 
