@@ -164,5 +164,13 @@ def stop_embedded_worker() -> None:
     """Stop the in-process worker, if one runs (waits for messages being processed)."""
     global _embedded_worker
     if _embedded_worker is not None:
-        _embedded_worker.stop()
+        worker = _embedded_worker
+        worker.stop()
+        # A stopped worker's hook stays on the broker and would start a consumer for every
+        # queue declared later, which takes messages that nothing then processes (seen when
+        # a second worker starts in the same process).
+        broker = worker.broker
+        broker.middleware[:] = [
+            m for m in broker.middleware if getattr(m, "worker", None) is not worker
+        ]
         _embedded_worker = None

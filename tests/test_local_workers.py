@@ -4,6 +4,9 @@ which process took a unit. The real processes are in tests/test_queue_workers.py
 import os
 import re
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -15,6 +18,8 @@ from benchmark.services.runs import queue_run
 from config.broker import LocalQueuePrefetch
 from tests.test_runs import load
 from tests.test_specs import GOOD
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -75,16 +80,19 @@ def test_torch_threads_come_from_the_environment_or_the_pinned_cores(monkeypatch
             torch_threads_wanted()
 
 
-def test_torch_threads_are_set_before_a_local_model_loads(monkeypatch):
-    import torch
-
-    before = torch.get_num_threads()
-    monkeypatch.setenv("GEPPETTO_TORCH_THREADS", "1")
-    try:
-        assert local_workers.configure_torch_threads() == 1
-        assert torch.get_num_threads() == 1
-    finally:
-        torch.set_num_threads(before)
+def test_torch_threads_are_set_before_a_local_model_loads():
+    # In a fresh process, as a worker starts: in this one, an engine loaded by an earlier
+    # test (vLLM's CPU backend) may already hold torch's thread pool.
+    code = (
+        "import torch; from benchmark.services import local_workers; "
+        "print(torch.get_num_threads(), local_workers.configure_torch_threads(), "
+        "torch.get_num_threads())"
+    )
+    env = {**os.environ, "GEPPETTO_TORCH_THREADS": "1", "OMP_NUM_THREADS": "2"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == ["2", "1", "1"]
 
 
 def test_a_local_only_worker_takes_one_message_per_thread(monkeypatch):

@@ -77,11 +77,6 @@ def claim(unit_id: int) -> WorkUnit | None:
             unit.state, unit.lease_until = UnitState.RUNNING, now + lease()
             unit.lease_token = uuid.uuid4().hex
             unit.worker = worker_id()
-            # The first start is kept: resumes and retries only move `resumed`.
-            ModelRun.objects.filter(pk=unit.run_id, state=RunState.QUEUED).update(
-                state=RunState.RUNNING,
-                started=Coalesce(F("started"), Value(now, output_field=DateTimeField())),
-            )
         unit.save(
             update_fields=[
                 "lost_leases",
@@ -96,6 +91,13 @@ def claim(unit_id: int) -> WorkUnit | None:
     if error:
         maybe_finish(unit.run_id)
         return None
+    # After the unit's transaction: locks are always taken run first, then units (as
+    # cancel, resume and retry do), so a claim never waits for a run while holding a unit.
+    # The first start is kept: resumes and retries only move `resumed`.
+    ModelRun.objects.filter(pk=unit.run_id, state=RunState.QUEUED).update(
+        state=RunState.RUNNING,
+        started=Coalesce(F("started"), Value(now, output_field=DateTimeField())),
+    )
     return unit
 
 

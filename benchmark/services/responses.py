@@ -104,6 +104,10 @@ class Context:
             else cost_of(self.endpoint, outcome.prompt_tokens, outcome.completion_tokens)
         )
         with transaction.atomic():
+            # Run row first, then the unit (the order cancel, resume and retry use), so a
+            # write and a cancel never wait for each other in a circle.
+            if cost:
+                ModelRun.objects.filter(pk=self.run.pk).update(cost_usd=F("cost_usd") + cost)
             leases.hold(self.unit)  # locks the unit's row until this write commits
             ModelResponse.objects.update_or_create(
                 run=self.run,
@@ -126,8 +130,6 @@ class Context:
                     "cached": outcome.cached,
                 },
             )
-            if cost:
-                ModelRun.objects.filter(pk=self.run.pk).update(cost_usd=F("cost_usd") + cost)
         self.done.add((outcome.item_key, outcome.sample_index))
         self.check_active()
 
