@@ -135,3 +135,21 @@ def test_bundled_tasks_and_human_data_load_once():
         Transcript.objects.count(),
         HumanDataset.objects.count(),
     ) == counts
+
+
+@pytest.mark.django_db
+def test_command_names_what_each_new_dataset_holds_norms_included():
+    # Published norms without a sample size used to crash the command's summary line.
+    from io import StringIO
+
+    battery = Path(__file__).resolve().parent.parent / "benchmark" / "tasks" / "battery"
+    out = StringIO()
+    call_command(
+        "load_tasks",
+        str(battery / "ipip-neo-120-pi-facets.yaml"),
+        str(battery / "spane.yaml"),
+        stdout=out,
+    )
+    text = out.getvalue()
+    assert "human data ipip-neo-120-johnson-norms: 24 norm rows" in text, text
+    assert ": 2 norm rows" in text, text

@@ -33,13 +33,7 @@ class Command(BaseCommand):
             state = f"new version {r.version.number}" if r.created else "unchanged"
             line = f"{r.version.task.slug}: {state} ({r.version.spec_hash[:12]}, {r.seconds:.1f} s)"
             for dataset in r.datasets_created:
-                n_items = dataset.item_distributions.count()
-                size = (
-                    f"{n_items:,} item distributions"
-                    if n_items
-                    else f"{dataset.n_participants:,} participants"
-                )
-                line += f"; human data {dataset.slug}: {size}"
+                line += f"; human data {dataset.slug}: {dataset_size(dataset)}"
             self.stdout.write(line)
         created = sum(r.created for r in results)
         self.stdout.write(
@@ -48,3 +42,14 @@ class Command(BaseCommand):
                 f"in {time.perf_counter() - started:.1f} s"
             )
         )
+
+
+def dataset_size(dataset) -> str:
+    """What a new human dataset holds, in words (its people may be unknown: norms, counts)."""
+    if n_rows := dataset.norms.count():
+        return f"{n_rows:,} norm rows"
+    if n_items := dataset.item_distributions.count():
+        return f"{n_items:,} item distributions"
+    if dataset.n_participants is None:
+        return "participants unknown"
+    return f"{dataset.n_participants:,} participants"
