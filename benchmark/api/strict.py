@@ -15,21 +15,17 @@ from rest_framework.filters import BaseFilterBackend, OrderingFilter, SearchFilt
 
 # DRF's own format override (``?format=json``), accepted on every route.
 ALWAYS = frozenset({"format"})
+YES_NO = ("true", "false")
 
 
-def boolean_parameters(queryset, view) -> set[str]:
-    """Names of the view's yes/no filters (django-filter reads a bad value as "any")."""
-    names = set()
+def view_filters(queryset, view) -> dict:
+    """The view's django-filter filters by name (empty when it has none)."""
     for backend_class in getattr(view, "filter_backends", ()):
         if issubclass(backend_class, DjangoFilterBackend):
             filterset = backend_class().get_filterset_class(view, queryset)
             if filterset is not None:
-                names.update(
-                    name
-                    for name, field in filterset.base_filters.items()
-                    if isinstance(field, BooleanFilter)
-                )
-    return names
+                return filterset.base_filters
+    return {}
 
 
 def known_parameters(request, queryset, view) -> set[str]:
@@ -43,14 +39,10 @@ def known_parameters(request, queryset, view) -> set[str]:
     Returns:
         Every parameter name the view's filter backends and paginator read.
     """
-    names = set(ALWAYS)
+    names = set(ALWAYS) | set(view_filters(queryset, view))
     for backend_class in getattr(view, "filter_backends", ()):
         backend = backend_class()
-        if isinstance(backend, DjangoFilterBackend):
-            filterset = backend.get_filterset_class(view, queryset)
-            if filterset is not None:
-                names.update(filterset.base_filters)
-        elif isinstance(backend, SearchFilter):
+        if isinstance(backend, SearchFilter):
             if getattr(view, "search_fields", None):
                 names.add(backend.search_param)
         elif isinstance(backend, OrderingFilter):
@@ -135,9 +127,11 @@ class StrictQueryParameters(BaseFilterBackend):
         repeated = sorted(name for name in params if len(params.getlist(name)) > 1)
         if repeated:
             raise ValidationError(dict.fromkeys(repeated, "given more than once"))
-        for name in boolean_parameters(queryset, view) & set(params):
-            if params[name] not in ("true", "false"):
-                raise ValidationError({name: f"true or false, got {params[name]!r}"})
+        # django-filter reads a bad yes/no value as "any".
+        for name, field in view_filters(queryset, view).items():
+            value = params.get(name)
+            if isinstance(field, BooleanFilter) and value is not None and value not in YES_NO:
+                raise ValidationError({name: f"true or false, got {value!r}"})
         # Above the paginator's maximum a page size is clamped to it (documented), not refused.
         paginator = getattr(view, "paginator", None)
         for attribute in ("page_query_param", "page_size_query_param"):
