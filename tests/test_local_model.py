@@ -67,9 +67,7 @@ def test_gemma3_without_its_package_says_how_to_install_it(tmp_path, monkeypatch
 
 
 @pytest.mark.django_db
-def test_setup_local_model_with_no_argument_registers_smollm2(
-    smollm2_folder, tmp_path, settings
-):
+def test_setup_local_model_with_no_argument_registers_smollm2(smollm2_folder, tmp_path, settings):
     # `make run` calls the command with no model: argparse once refused that default.
     import shutil
 
