@@ -14,7 +14,7 @@ from pathlib import Path
 from django.db import transaction
 
 from benchmark.models import DatasetKind, DatasetSource, HumanDataset, ScaleNorm, Task
-from benchmark.norms import NormRow, NormsError
+from benchmark.norms import NormRow, NormsError, read_norms_csv
 from benchmark.psychobench import LICENCE, parse_questionnaires
 
 
@@ -140,3 +140,69 @@ def import_psychobench(*, path: Path) -> PsychoBenchImport:
                 )
             )
     return result
+
+
+def import_norms_csv(
+    *,
+    task_slug: str,
+    path: Path,
+    slug: str = "",
+    name: str = "",
+    licence: str = "",
+    provenance: str = "",
+) -> tuple[HumanDataset, bool]:
+    """Store a norms CSV of your own for a questionnaire task already loaded.
+
+    For instruments whose items or norms may not be redistributed: the task's YAML and
+    its norms stay on your machine (``load_tasks FILE``, then this).
+
+    Args:
+        task_slug: the questionnaire task; its newest version's scales are the known ones.
+        path: a CSV ``scale,group,statistic,mean,sd,n,source`` (`benchmark.norms`).
+        slug: the dataset's slug (default ``<task>-<file stem>``).
+        name: its display name (default from the file name).
+        licence: the licence of the norms, as stated by their source.
+        provenance: where they come from.
+
+    Returns:
+        The dataset and whether it was created now (the same file again creates nothing).
+
+    Raises:
+        NormsError: no such task, a task without scales, an unreadable file, a bad slug, or
+            any row `benchmark.norms.read_norms_csv` refuses (nothing is written).
+    """
+    import csv
+
+    from django.core.exceptions import ValidationError
+    from django.core.validators import validate_slug
+    from django.utils.text import slugify
+
+    task = Task.objects.filter(slug=task_slug).first()
+    if task is None:
+        raise NormsError(f"no task {task_slug!r}: load its YAML file first (load_tasks FILE)")
+    version = task.latest_version
+    if version is None or not version.spec.get("scales"):
+        raise NormsError(f"task {task_slug!r} has no scales: norms need a questionnaire")
+    path = Path(path)
+    try:
+        rows = read_norms_csv(path, set(version.spec["scales"]))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise NormsError(f"{path}: cannot read ({exc})") from None
+    slug = slug or slugify(f"{task.slug}-{path.stem}")[:100]
+    try:
+        validate_slug(slug)
+    except ValidationError:
+        raise NormsError(f"slug {slug!r}: use letters, digits, '-' and '_' only") from None
+    for what, value, most in (("slug", slug, 150), ("name", name, 200), ("licence", licence, 300)):
+        if len(value) > most or "\x00" in value + provenance:
+            raise NormsError(f"{what}: at most {most} characters and no NUL character")
+    return create_norms_dataset(
+        task=task,
+        slug=slug,
+        name=name or f"{task.title or task.slug}: norms from {path.name}"[:200],
+        rows=rows,
+        source=DatasetSource.IMPORTED,
+        licence=licence,
+        provenance=provenance,
+        file_name=path.name,
+    )
