@@ -103,15 +103,21 @@ def test_a_local_only_worker_takes_one_message_per_thread(monkeypatch):
     broker = StubBroker(middleware=[])
     middleware = LocalQueuePrefetch()
 
-    def prefetch(queues, threads):
+    monkeypatch.delenv("dramatiq_worker_timeout", raising=False)
+
+    def booted(queues, threads):
         worker = dramatiq.Worker(broker, queues=queues, worker_threads=threads)
         middleware.before_worker_boot(broker, worker)
-        return worker.queue_prefetch
+        return worker.queue_prefetch, worker.worker_timeout
 
-    assert prefetch({"local"}, 1) == 1
-    assert prefetch({"local"}, 3) == 3
-    assert prefetch({"local", "api"}, 4) == 8  # dramatiq's default: API calls wait on I/O
-    assert prefetch(None, 2) == 4
+    # One message per thread, and a consumer that looks for the next one within 100 ms
+    # of finishing a unit (dramatiq's default: up to 1,000 ms).
+    assert booted({"local"}, 1) == (1, 100)
+    assert booted({"local"}, 3) == (3, 100)
+    assert booted({"local", "api"}, 4) == (8, 1000)  # dramatiq's defaults: API calls wait
+    assert booted(None, 2) == (4, 1000)
+    monkeypatch.setenv("dramatiq_worker_timeout", "500")
+    assert booted({"local"}, 1) == (1, 1000)  # the environment is read by dramatiq itself
 
 
 @pytest.mark.django_db
