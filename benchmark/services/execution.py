@@ -28,6 +28,15 @@ from benchmark.models import (
 )
 from benchmark.rendering import Turn, environment_for, render_profile, render_prompt, spec_items
 from benchmark.services import leases, local_workers
+from benchmark.services.calls import (
+    EndpointUnusable,
+    chat_prompt,
+    exact_distribution,
+    exact_population,
+    prefetch_exact,
+    provider_call,
+    sample_text,
+)
 from benchmark.services.leases import LeaseLost, Stop
 from benchmark.services.responses import Context, Outcome, cache_key, cached_call
 from benchmark.services.runs import (
@@ -40,14 +49,7 @@ from benchmark.specs import spec_from_json
 
 log = logging.getLogger(__name__)
 
-CLOSING = ">>"
-
-
 __all__ = ["LeaseLost", "Stop", "execute_unit"]
-
-
-class EndpointUnusable(Exception):
-    """The endpoint refuses or cannot be reached: retrying other units would not help."""
 
 
 # --- runners, one per endpoint per process ---------------------------------------------
@@ -169,126 +171,22 @@ def _executor_name(run: ModelRun, spec) -> str:
     return run.mode
 
 
-# --- calling the model -----------------------------------------------------------------------
-
-
-def _provider_call(fn):
-    """Run a provider call; turn refusals that no retry can fix into `EndpointUnusable`."""
-    from benchmark.runners.base import CapabilityError
-    from benchmark.runners.http import EndpointUnreachable, MissingCredentials
-
-    try:
-        return fn()
-    except (CapabilityError, MissingCredentials) as exc:
-        raise EndpointUnusable(str(exc)) from exc
-    except EndpointUnreachable as exc:
-        raise EndpointUnusable(f"the endpoint cannot be reached: {exc}") from exc
-    except Exception as exc:
-        status = getattr(exc, "status", None)
-        if status is not None and 400 <= status < 500 and status not in (408, 409, 429):
-            raise EndpointUnusable(f"the endpoint refused the request: {exc}") from exc
-        raise
-
-
-def exact_distribution(ctx: Context, prompt: str, options: list[str]) -> tuple[dict, bool, float]:
-    """Option distribution from log-probabilities (cached): value, cache hit, latency (ms)."""
-    from benchmark.runners.options import closing_for, option_distribution
-
-    closing = closing_for(options)
-
-    def compute():
-        d = _provider_call(lambda: option_distribution(ctx.runner, prompt, options, closing))
-        return {
-            "probs": d.probs,
-            "logprobs": d.logprobs,
-            "mass_outside": d.mass_outside,
-            "closing": closing,
-        }
-
-    started = time.perf_counter()
-    key = cache_key(ctx.endpoint, "options", prompt, {"options": options, "closing": closing}, 0)
-    value, hit = cached_call(ctx.endpoint, key, compute)
-    return value, hit, (time.perf_counter() - started) * 1000
-
-
-def exact_population(ctx: Context, prompt: str, options: list[str]) -> tuple[dict, bool, float]:
-    """Population prediction from log-probabilities (cached): value, cache hit, latency (ms)."""
-    from benchmark.runners.population import POPULATION_EXACT_DEFINITION, population_prediction
-
-    def compute():
-        p = _provider_call(lambda: population_prediction(ctx.runner, prompt, options))
-        return {
-            "probs": p.probs,
-            "percent": p.percent,
-            "expected": p.expected,
-            "mass_outside": p.mass_outside,
-            "closing": p.closing,
-        }
-
-    started = time.perf_counter()
-    extra = {"options": options, "definition": POPULATION_EXACT_DEFINITION}
-    key = cache_key(ctx.endpoint, "population", prompt, extra, 0)
-    value, hit = cached_call(ctx.endpoint, key, compute)
-    return value, hit, (time.perf_counter() - started) * 1000
-
-
-def sample_text(ctx: Context, prompt: str, sample_index: int, *, max_tokens: int = 8):
-    """One sampled completion (cached per sample index): value dict, cache hit, latency."""
-    from benchmark.runners.base import SampleRequest
-
-    params = ctx.run.params
-    chat = "score" not in endpoint_capabilities(ctx.endpoint) and "chat" in endpoint_capabilities(
-        ctx.endpoint
-    )
-    request = SampleRequest(
-        prompt=prompt,
-        max_tokens=int(params.get("max_tokens", max_tokens)),
-        temperature=float(params.get("temperature", 1.0)),
-        stop=() if chat else (CLOSING, "\n"),
-        seed=(ctx.run.seed * 1_000_003 + sample_index) % 2**31,
-        chat=chat,
-    )
-
-    def compute():
-        (samples,) = _provider_call(lambda: ctx.runner.sample([request], 1))
-        s = samples[0]
-        return {
-            # PostgreSQL text and JSON cannot hold NUL; a model may still generate it.
-            "text": s.text.replace("\x00", "\ufffd"),
-            "prompt_tokens": s.prompt_tokens or len(prompt) // CHARS_PER_TOKEN,
-            "completion_tokens": s.completion_tokens or len(s.text) // CHARS_PER_TOKEN + 1,
-        }
-
-    extra = {
-        "max_tokens": request.max_tokens,
-        "temperature": request.temperature,
-        "seed": request.seed,
-        "chat": chat,
-    }
-    started = time.perf_counter()
-    value, hit = cached_call(
-        ctx.endpoint, cache_key(ctx.endpoint, "sample", prompt, extra, sample_index), compute
-    )
-    return value, hit, (time.perf_counter() - started) * 1000
-
-
-def chat_prompt(prompt: str, options: list[str]) -> str:
-    """A Psych-201 prompt for chat models, which cannot continue after ``<<``."""
-    return (
-        prompt.removesuffix("<<").rstrip()
-        + f"\n\nReply with your answer only: one of {', '.join(options)}."
-    )
-
-
 # --- executors --------------------------------------------------------------------------------
 
 
-def _answer_item(ctx: Context, key: str, prompt: str, options: list[str], sample: int) -> Outcome:
-    """One participant answer to one item, exact or sampled."""
+def _answer_item(
+    ctx: Context,
+    key: str,
+    prompt: str,
+    options: list[str],
+    sample: int,
+    ready: dict | None = None,
+) -> Outcome:
+    """One participant answer to one item, exact (``ready``: see `prefetch_exact`) or sampled."""
     from benchmark.runners.options import parse_option
 
     if ctx.run.scoring_mode == ScoringMode.EXACT:
-        value, hit, ms = exact_distribution(ctx, prompt, options)
+        value, hit, ms = exact_distribution(ctx, prompt, options, ready)
         probs = value["probs"]
         return Outcome(
             item_key=key,
@@ -343,12 +241,20 @@ def run_participant(ctx: Context) -> list[str]:
     by_key = {i.key: i for i in ctx.items}
     preamble = preamble_for(ctx.run)
 
-    def work(key):
+    def question(key):
         options = [o.key for o in by_key[key].options]
-        prompt = preamble + render_prompt(ctx.spec, [], key, items=ctx.items).text
+        return preamble + render_prompt(ctx.spec, [], key, items=ctx.items).text, options
+
+    ready = {}
+    if ctx.run.scoring_mode == ScoringMode.EXACT:
+        todo = [k for k in ctx.unit.payload if k in by_key and (k, 0) not in ctx.done]
+        ready = prefetch_exact(ctx, [question(k) for k in todo])
+
+    def work(key):
+        prompt, options = question(key)
         for sample in _samples(ctx):
             if (key, sample) not in ctx.done:
-                ctx.save(_answer_item(ctx, key, prompt, options, sample))
+                ctx.save(_answer_item(ctx, key, prompt, options, sample, ready))
 
     return _run_items(ctx, work)
 
@@ -506,7 +412,7 @@ def run_likelihood(ctx: Context) -> list[str]:
         )
 
         def compute():
-            results = _provider_call(lambda: ctx.runner.score_spans([request]))[0]
+            results = provider_call(lambda: ctx.runner.score_spans([request]))[0]
             return {"span_logprobs": [r.logprob for r in results]}
 
         started = time.perf_counter()

@@ -46,12 +46,17 @@ def cached_call(endpoint: ModelEndpoint, key: str, compute) -> tuple[dict, bool]
     if hit is not None:
         return hit, True
     value = compute()
+    store_call(endpoint, key, value)
+    return value, False
+
+
+def store_call(endpoint: ModelEndpoint, key: str, value: dict) -> None:
+    """Keep a computed answer under ``key`` (a no-op if another worker stored it first)."""
     try:
         with transaction.atomic():
             CachedCall.objects.create(key=key, endpoint=endpoint, value=value)
     except IntegrityError:
         pass  # another worker stored the same call meanwhile: both answers are equivalent
-    return value, False
 
 
 # --- one unit --------------------------------------------------------------------------------
