@@ -85,3 +85,48 @@ def test_if_the_call_for_the_unit_fails_the_items_go_one_by_one(
     assert run.responses.count() == 4
     for response in run.responses.all():
         assert response.distribution == pytest.approx(expected[response.item_key], abs=1e-5)
+
+
+def test_predicted_individuals_are_scored_in_one_call_too(
+    endpoint, tiny_llama, tmp_path, monkeypatch
+):
+    from benchmark.models import DatasetSource, HumanDataset, RunMode, Transcript
+
+    version = load(tmp_path, FOUR, "four")
+    dataset = HumanDataset.objects.create(
+        slug="people", name="people", source=DatasetSource.BUNDLED, content_sha256="c" * 64
+    )
+    for i, age in enumerate((21, 67)):
+        Transcript.objects.create(
+            dataset=dataset,
+            line=i + 1,
+            participant=str(i),
+            answers={"q1": 3, "q2": 1, "q3": 2, "q4": 2},
+            profile={"age": age},
+        )
+    calls = []
+    real = options.option_distributions
+
+    def counted(runner, items):
+        calls.append(len(items))
+        return real(runner, items)
+
+    monkeypatch.setattr(options, "option_distributions", counted)
+    run = queue_run(
+        endpoint=endpoint,
+        task_version=version,
+        mode=RunMode.PREDICT_INDIVIDUAL,
+        scoring_mode="exact",
+        dataset=dataset,
+        batch_size=100,
+    )
+    (unit,) = run.units.all()
+    assert execute_unit(unit.pk) == "done"
+    assert calls == [8]  # 2 people × 4 items in one runner call
+    monkeypatch.setattr(options, "option_distributions", real)
+    runner = get_runner("hf", model_path=str(tiny_llama))
+    for response in run.responses.all():
+        opts = sorted(response.distribution)
+        alone = option_distribution(runner, response.prompt, opts).probs
+        assert response.distribution == pytest.approx(alone, abs=1e-5)
+    assert run.responses.count() == 8

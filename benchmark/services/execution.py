@@ -266,16 +266,25 @@ def run_predict_individual(ctx: Context) -> list[str]:
     profiles = dict(Transcript.objects.filter(pk__in=ids).values_list("pk", "profile"))
     preamble = preamble_for(ctx.run)
 
-    def work(entry):
+    def question(entry):
         pid, key = entry.split(":", 1)
         options = [o.key for o in by_key[key].options]
-        prompt = (
-            preamble
-            + render_prompt(ctx.spec, [], key, profile=profiles[int(pid)], items=ctx.items).text
-        )
+        profile = profiles[int(pid)]
+        return preamble + render_prompt(
+            ctx.spec, [], key, profile=profile, items=ctx.items
+        ).text, options
+
+    ready = {}
+    if ctx.run.scoring_mode == ScoringMode.EXACT:
+        todo = [e for e in ctx.unit.payload if (e, 0) not in ctx.done]
+        ready = prefetch_exact(ctx, [question(e) for e in todo])
+
+    def work(entry):
+        key = entry.split(":", 1)[1]
+        prompt, options = question(entry)
         for sample in _samples(ctx):
             if (entry, sample) not in ctx.done:
-                outcome = _answer_item(ctx, key, prompt, options, sample)
+                outcome = _answer_item(ctx, key, prompt, options, sample, ready)
                 outcome.item_key = entry
                 ctx.save(outcome)
 
