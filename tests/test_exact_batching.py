@@ -22,6 +22,19 @@ def endpoint(tiny_llama):
     )
 
 
+def count_calls(monkeypatch) -> list[int]:
+    """The number of items of each `option_distributions` call from now on."""
+    calls = []
+    real = options.option_distributions
+
+    def counted(runner, items):
+        calls.append(len(items))
+        return real(runner, items)
+
+    monkeypatch.setattr(options, "option_distributions", counted)
+    return calls
+
+
 def by_hand(tiny_llama, version) -> dict:
     """Each item's distribution from its own `option_distribution` call, in a fresh runner."""
     runner = get_runner("hf", model_path=str(tiny_llama))
@@ -40,14 +53,7 @@ def test_one_call_per_unit_gives_the_item_by_item_distributions(
 ):
     version = load(tmp_path, FOUR, "four")
     expected = by_hand(tiny_llama, version)
-    calls = []
-    real = options.option_distributions
-
-    def counted(runner, items):
-        calls.append(len(items))
-        return real(runner, items)
-
-    monkeypatch.setattr(options, "option_distributions", counted)
+    calls = count_calls(monkeypatch)
     run = queue_run(endpoint=endpoint, task_version=version, scoring_mode="exact", batch_size=4)
     assert execute_unit(run.units.get().pk) == "done"
     assert calls == [4]  # the four items in one runner call
@@ -104,14 +110,7 @@ def test_predicted_individuals_are_scored_in_one_call_too(
             answers={"q1": 3, "q2": 1, "q3": 2, "q4": 2},
             profile={"age": age},
         )
-    calls = []
-    real = options.option_distributions
-
-    def counted(runner, items):
-        calls.append(len(items))
-        return real(runner, items)
-
-    monkeypatch.setattr(options, "option_distributions", counted)
+    calls = count_calls(monkeypatch)
     run = queue_run(
         endpoint=endpoint,
         task_version=version,
@@ -123,7 +122,7 @@ def test_predicted_individuals_are_scored_in_one_call_too(
     (unit,) = run.units.all()
     assert execute_unit(unit.pk) == "done"
     assert calls == [8]  # 2 people × 4 items in one runner call
-    monkeypatch.setattr(options, "option_distributions", real)
+    monkeypatch.undo()  # scoring alone below, uncounted
     runner = get_runner("hf", model_path=str(tiny_llama))
     for response in run.responses.all():
         opts = sorted(response.distribution)
