@@ -316,22 +316,26 @@ def test_a_run_queued_after_the_workers_started_survives_repeated_kill_9(tmp_pat
     assert server.calls <= expected + 3 * 4  # at most the calls in flight at each kill again
 
 
+def local_run(tmp_path, tiny_llama, items: int, slug: str, **options):
+    """An empty Redis and a run of the first ``items`` items on a local tiny-model endpoint."""
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    path = tmp_path / f"{slug}.yaml"
+    cut = f"  - {{key: q{items + 1},"
+    path.write_text(SPEC.split(cut)[0].replace("slug: forty", f"slug: {slug}"))
+    version = load_tasks([path])[0].version
+    endpoint = ModelEndpoint.objects.create(
+        name="tiny-local", provider=Provider.HF, model=str(tiny_llama)
+    )
+    return queue_run(endpoint=endpoint, task_version=version, batch_size=2, **options)
+
+
 def test_a_local_only_worker_resumes_a_run_and_a_restarted_one_finishes_it(tmp_path, tiny_llama):
     """Issue 15, items 2, 4 and 7: `--queues local` finds the run; a SIGKILL of one child
     (while the model loads) stops the whole `rundramatiq`, and once restarted, as its
     supervisor does, it finishes the run."""
     from benchmark.models import UnitState
 
-    redis.Redis.from_url(REDIS_URL).flushdb()
-    path = tmp_path / "twelve.yaml"
-    path.write_text(SPEC.split("  - {key: q12,")[0].replace("slug: forty", "slug: twelve"))
-    version = load_tasks([path])[0].version
-    endpoint = ModelEndpoint.objects.create(
-        name="tiny-local", provider=Provider.HF, model=str(tiny_llama)
-    )
-    run = queue_run(
-        endpoint=endpoint, task_version=version, scoring_mode="sampled", samples=1, batch_size=2
-    )
+    run = local_run(tmp_path, tiny_llama, 11, "twelve", scoring_mode="sampled", samples=1)
     expected = 12
     env = worker_env()
     local = {"queues": ("local",), "processes": 2, "threads": 1, "shutdown_ms": 2000}
@@ -382,14 +386,7 @@ def test_local_workers_one_per_core_share_a_run_and_each_loads_the_model_once(tm
 
     if len(own_cores()) < 2:
         pytest.skip("needs two cores")
-    redis.Redis.from_url(REDIS_URL).flushdb()
-    path = tmp_path / "sixteen.yaml"
-    path.write_text(SPEC.split("  - {key: q16,")[0].replace("slug: forty", "slug: sixteen"))
-    version = load_tasks([path])[0].version
-    endpoint = ModelEndpoint.objects.create(
-        name="tiny-local", provider=Provider.HF, model=str(tiny_llama)
-    )
-    run = queue_run(endpoint=endpoint, task_version=version, batch_size=2)
+    run = local_run(tmp_path, tiny_llama, 15, "sixteen")
     log = tmp_path / "local.log"
     command = ["runlocalworkers", "--cpu-workers", "2", "--worker-shutdown-timeout", "2000"]
     workers = start_command(command, worker_env(), log)
