@@ -11,6 +11,8 @@ that had been made.
 from __future__ import annotations
 
 import atexit
+import contextlib
+import functools
 import json
 import logging
 import threading
@@ -236,19 +238,34 @@ def _run_items(ctx: Context, work) -> list[str]:
     return errors
 
 
+def _exact_first(ctx: Context, question) -> dict:
+    """In an exact run, the unit's pending items scored in one call (`prefetch_exact`).
+
+    ``question(entry)`` gives an entry's prompt and options (cached by the caller, so each
+    is rendered once); an entry whose question cannot be built is left out here and fails
+    alone in its turn.
+    """
+    if ctx.run.scoring_mode != ScoringMode.EXACT:
+        return {}
+    asked = []
+    for entry in ctx.unit.payload:
+        if (entry, 0) not in ctx.done:
+            with contextlib.suppress(Exception):  # `_run_items` reports it in its turn
+                asked.append(question(entry))
+    return prefetch_exact(ctx, asked)
+
+
 def run_participant(ctx: Context) -> list[str]:
     """First-person answers to independent items (questionnaire, choice)."""
     by_key = {i.key: i for i in ctx.items}
     preamble = preamble_for(ctx.run)
 
+    @functools.cache
     def question(key):
         options = [o.key for o in by_key[key].options]
         return preamble + render_prompt(ctx.spec, [], key, items=ctx.items).text, options
 
-    ready = {}
-    if ctx.run.scoring_mode == ScoringMode.EXACT:
-        todo = [k for k in ctx.unit.payload if k in by_key and (k, 0) not in ctx.done]
-        ready = prefetch_exact(ctx, [question(k) for k in todo])
+    ready = _exact_first(ctx, question)
 
     def work(key):
         prompt, options = question(key)
@@ -266,6 +283,7 @@ def run_predict_individual(ctx: Context) -> list[str]:
     profiles = dict(Transcript.objects.filter(pk__in=ids).values_list("pk", "profile"))
     preamble = preamble_for(ctx.run)
 
+    @functools.cache
     def question(entry):
         pid, key = entry.split(":", 1)
         options = [o.key for o in by_key[key].options]
@@ -274,10 +292,7 @@ def run_predict_individual(ctx: Context) -> list[str]:
             ctx.spec, [], key, profile=profile, items=ctx.items
         ).text, options
 
-    ready = {}
-    if ctx.run.scoring_mode == ScoringMode.EXACT:
-        todo = [e for e in ctx.unit.payload if (e, 0) not in ctx.done]
-        ready = prefetch_exact(ctx, [question(e) for e in todo])
+    ready = _exact_first(ctx, question)
 
     def work(entry):
         key = entry.split(":", 1)[1]
