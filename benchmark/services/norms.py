@@ -6,12 +6,16 @@ Bundled tasks name a norms CSV in ``human_data`` (loader ``norms_csv``);
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_slug
 from django.db import transaction
+from django.utils.text import slugify
 
 from benchmark.models import DatasetKind, DatasetSource, HumanDataset, ScaleNorm, Task
 from benchmark.norms import NormRow, NormsError, read_norms_csv
@@ -171,12 +175,6 @@ def import_norms_csv(
         NormsError: no such task, a task without scales, an unreadable file, a bad slug, or
             any row `benchmark.norms.read_norms_csv` refuses (nothing is written).
     """
-    import csv
-
-    from django.core.exceptions import ValidationError
-    from django.core.validators import validate_slug
-    from django.utils.text import slugify
-
     task = Task.objects.filter(slug=task_slug).first()
     if task is None:
         raise NormsError(f"no task {task_slug!r}: load its YAML file first (load_tasks FILE)")
@@ -193,9 +191,12 @@ def import_norms_csv(
         validate_slug(slug)
     except ValidationError:
         raise NormsError(f"slug {slug!r}: use letters, digits, '-' and '_' only") from None
-    for what, value, most in (("slug", slug, 150), ("name", name, 200), ("licence", licence, 300)):
-        if len(value) > most or "\x00" in value + provenance:
-            raise NormsError(f"{what}: at most {most} characters and no NUL character")
+    given = {"slug": slug, "name": name, "licence": licence, "provenance": provenance}
+    for what, value in given.items():
+        most = HumanDataset._meta.get_field(what).max_length  # None: a text field
+        if (most and len(value) > most) or "\x00" in value:
+            limit = f"at most {most} characters and " if most else ""
+            raise NormsError(f"{what}: {limit}no NUL character")
     return create_norms_dataset(
         task=task,
         slug=slug,
