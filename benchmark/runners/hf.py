@@ -110,7 +110,7 @@ class HFRunner(Runner):
         self._lock = threading.Lock()  # one forward pass at a time per loaded model
         # Whether the model can compute logits for chosen positions only.
         self._keeps_rows = "logits_to_keep" in inspect.signature(self.model.forward).parameters
-        self._split, self._trees = self._check_paths()
+        self._check_paths()
         if not self.tokenizer.chat_template:  # a base model without a template cannot chat
             self.capabilities = type(self).capabilities - {CHAT}
         self.check_model()
@@ -118,45 +118,66 @@ class HFRunner(Runner):
     def __repr__(self):
         return f"HFRunner({self.model.name_or_path!r}, device={self.device!r})"
 
-    def _check_paths(self) -> tuple[bool, bool]:
-        """Which fast paths reproduce the model's own forward pass on a short sequence.
+    def _check_paths(self) -> tuple[bool, bool, bool]:
+        """Which fast paths reproduce the model's own forward pass on short sequences.
 
         Returns whether the output head can be applied to chosen hidden states of the
-        decoder (not for heads with soft-capping or scaling), and whether a tree mask
-        (two tails after one prefix, packed in one row) gives the logits of the two
-        sequences read alone (not for attention kernels that ignore custom masks).
+        decoder (not for heads with soft-capping or scaling); whether a tree mask (two
+        tails after one prefix, packed in one row) gives the logits of the sequences read
+        alone (not for attention kernels that ignore custom masks); and whether two rows
+        that start alike can read their start once, from a cache repeated over the rows.
         """
         torch = self.torch
         vocab = self.model.config.get_text_config().vocab_size
-        ids = [(7 * k + 3) % vocab for k in range(10)]
+        ids = [(7 * k + 3) % vocab for k in range(MIN_SHARED + 8)]
         tolerance = 1e-4 if self.model.dtype == torch.float32 else 5e-2
+        self._decoder = self.model.get_decoder()
+        self._head = self.model.get_output_embeddings()
+        self._split = self._trees = self._shares = False
+
+        def alone(seq, picks):
+            logits = self.model(input_ids=torch.tensor([seq], device=self.device)).logits[0]
+            logp = torch.log_softmax(logits.float(), dim=-1)
+            return [float(logp[j - 1, seq[j]]) for j in picks]
+
+        def agrees(packed, by_hand):
+            return max(abs(a - b) for a, b in zip(packed, by_hand, strict=True)) <= tolerance
+
         with torch.inference_mode():
-            whole = self.model(input_ids=torch.tensor([ids], device=self.device), use_cache=False)
-            self._decoder = self.model.get_decoder()
-            self._head = self.model.get_output_embeddings()
-            self._split = self._head is not None
-            if self._split:
+            if self._head is not None:
+                whole = self.model(input_ids=torch.tensor([ids[:10]], device=self.device))
                 hidden = self._decoder(
-                    input_ids=torch.tensor([ids], device=self.device), use_cache=False
+                    input_ids=torch.tensor([ids[:10]], device=self.device), use_cache=False
                 ).last_hidden_state
-                expected = whole.logits[0].float()
                 self._split = torch.allclose(
-                    self._head(hidden)[0].float(), expected, atol=tolerance, rtol=0
+                    self._head(hidden)[0].float(), whole.logits[0].float(), atol=tolerance, rtol=0
                 )
-            other = ids[:6] + ids[8:]
-            by_hand = []
-            for seq in (ids, other):
-                logits = self.model(input_ids=torch.tensor([seq], device=self.device)).logits[0]
-                logp = torch.log_softmax(logits.float(), dim=-1)
-                by_hand += [float(logp[j - 1, seq[j]]) for j in (6, 7)]
-            self._trees = True
+            # Two tails after one prefix, packed in one row.
+            other = ids[:6] + ids[8:10]
             encoded = [(ids[:8], 2), (other, 2)]
+            self._trees = True
             results: list = [None, None]
             for batch in self._batches(self._units(encoded, [0, 1])):
                 self._score_batch(batch, encoded, results)
             packed = [x for r in results for x in r.token_logprobs]
-        trees = max(abs(a - b) for a, b in zip(packed, by_hand, strict=True)) <= tolerance
-        return self._split, trees
+            self._trees = agrees(packed, alone(ids[:8], (6, 7)) + alone(other, (6, 7)))
+            if self._trees:
+                # Two rows of two tails each, whose contexts share MIN_SHARED tokens.
+                n = MIN_SHARED
+                contexts = (ids[: n + 2], ids[:n] + ids[n + 4 : n + 6])
+                seqs = [c + t for c in contexts for t in (ids[n + 2 : n + 4], ids[n + 6 : n + 8])]
+                encoded = [(seq, 2) for seq in seqs]
+                rows = []
+                for members in ([0, 1], [2, 3]):
+                    (unit,) = self._units(encoded, members)
+                    rows.append(_Row(len(unit.prefix), unit.length, [unit]))
+                self._shares = True
+                results = [None] * 4
+                self._score_batch(rows, encoded, results)
+                packed = [x for r in results for x in r.token_logprobs]
+                by_hand = [x for seq in seqs for x in alone(seq, (n + 2, n + 3))]
+                self._shares = agrees(packed, by_hand)
+        return self._split, self._trees, self._shares
 
     # --- scoring ---------------------------------------------------------------------
 
@@ -228,17 +249,24 @@ class HFRunner(Runner):
                     row.units.append(unit)
                     continue
             rows.append(_Row(len(unit.prefix), unit.length, [unit]))
-        rows.sort(key=lambda r: -r.length)
+        # Rows of one sequence, longest first; rows of trees stay in token order, so that
+        # the rows of a pass share their start (read once, see `_score_batch`).
+        rows.sort(key=lambda r: (0, 0) if not r.plain else (1, -r.length))
         batches: list[list[_Row]] = []
         for row in rows:
-            if (
-                batches
-                and len(batches[-1]) < self.batch_size
-                and (len(batches[-1]) + 1) * batches[-1][0].length <= self.max_batch_tokens
-            ):
-                batches[-1].append(row)
-            else:
-                batches.append([row])  # the first row of a pass is its widest
+            if batches:
+                last = batches[-1]
+                width = max(last[0].length, row.length)
+                narrow = min(min(r.length for r in last), row.length)
+                if (
+                    len(last) < self.batch_size
+                    and (len(last) + 1) * width <= self.max_batch_tokens
+                    and narrow * PADDING_RATIO >= width  # little padding
+                ):
+                    last.append(row)
+                    last.sort(key=lambda r: -r.length)  # the first row of a pass is its widest
+                    continue
+            batches.append([row])
         return batches
 
     def _score_batch(self, rows: list[_Row], encoded, results: list) -> None:
@@ -255,7 +283,7 @@ class HFRunner(Runner):
         # token from seeing the padding after it; no mask lets attention skip the masked
         # half (SDPA's causal path: a padded pair of 1,500-token rows took 22 % longer with
         # a padding mask than without).
-        plain = all(len(row.units) == 1 and len(row.units[0].tails) == 1 for row in rows)
+        plain = all(row.plain for row in rows)
         mask = None
         if not plain:
             allowed = torch.zeros((len(rows), width, width), dtype=torch.bool)
@@ -297,11 +325,13 @@ class HFRunner(Runner):
                 at = t
             if not plain:
                 allowed[b, range(at, width), range(at, width)] = True  # padding sees itself
+        shared = 0
         if not plain:
             mask = torch.zeros(allowed.shape, dtype=self.model.dtype)
             mask.masked_fill_(~allowed, torch.finfo(self.model.dtype).min)
             mask = mask[:, None]
-        values, top = self._logprobs_at(ids, mask, positions, wanted)
+            shared = self._shared_start(rows, min(w[1] for w in wanted))
+        values, top = self._logprobs_at(ids, mask, positions, wanted, shared)
         for i, first, count in owners:
             seq, n_cont = encoded[i]
             token_lp = values[first : first + count]
@@ -312,20 +342,46 @@ class HFRunner(Runner):
                 greedy=bool(top[first : first + count].all()),
             )
 
-    def _logprobs_at(self, ids, mask, positions, wanted):
+    def _shared_start(self, rows: list[_Row], first_wanted: int) -> int:
+        """How many leading tokens all rows of a pass share, when worth reading once.
+
+        Only tokens of the rows' roots, and none whose hidden state is wanted; 0 for a
+        single row, a start shorter than ``MIN_SHARED`` or a model on which reading a
+        start once does not reproduce reading it per row (see `_check_paths`).
+        """
+        if not self._shares or len(rows) < 2:
+            return 0
+        first = rows[0].units[0].prefix
+        limit = min(first_wanted, *(row.root for row in rows))
+        shared = 0
+        while shared < limit and all(r.units[0].prefix[shared] == first[shared] for r in rows):
+            shared += 1
+        return shared if shared >= MIN_SHARED else 0
+
+    def _logprobs_at(self, ids, mask, positions, wanted, shared: int = 0):
         """Log-probability of each wanted (row, column, token), and whether it was the top choice.
 
         Only the wanted positions go through the vocabulary-wide head, ``HEAD_ROWS`` at a
-        time; each value is its logit minus the log-sum-exp of its row.
+        time; each value is its logit minus the log-sum-exp of its row. With ``shared``,
+        the first ``shared`` columns (the same tokens in every row) are read once, in a
+        pass of their own, and their keys and values repeated over the rows.
         """
         torch = self.torch
         device = self.device
         rows = torch.tensor([w[0] for w in wanted], device=device)
-        columns = torch.tensor([w[1] for w in wanted], device=device)
+        columns = torch.tensor([w[1] - shared for w in wanted], device=device)
         targets = torch.tensor([w[2] for w in wanted], device=device)
-        inputs = {"input_ids": ids.to(device), "use_cache": False}
+        inputs = {"input_ids": ids[:, shared:].to(device), "use_cache": False}
         if mask is not None:  # a tree mask; plain rows use the model's own causal mask
-            inputs |= {"attention_mask": mask.to(device), "position_ids": positions.to(device)}
+            inputs |= {
+                "attention_mask": mask[:, :, shared:].to(device),
+                "position_ids": positions[:, shared:].to(device),
+            }
+        if shared:
+            start = ids[:1, :shared].to(device)
+            cache = self._decoder(input_ids=start, use_cache=True).past_key_values
+            cache.batch_repeat_interleave(len(ids))
+            inputs |= {"past_key_values": cache, "use_cache": True}
         if self._split:
             hidden = self._decoder(**inputs).last_hidden_state[rows, columns]
             del inputs
@@ -443,6 +499,11 @@ def _cut_at_stop(text: str, stop: tuple[str, ...], hit_limit: bool) -> tuple[str
 
 
 HEAD_ROWS = 1024  # hidden states turned into vocabulary-wide logits at a time
+# A start shared by the rows of a pass is read once when at least this long (a pass of
+# its own costs more than re-reading a few tokens).
+MIN_SHARED = 16
+# Rows padded into one pass: the narrowest at least 1 / PADDING_RATIO of the widest.
+PADDING_RATIO = 1.5
 
 
 @dataclass
@@ -468,3 +529,8 @@ class _Row:
     @property
     def length(self) -> int:
         return self.total - self.root * (len(self.units) - 1)
+
+    @property
+    def plain(self) -> bool:
+        """One sequence: one tree with one tail."""
+        return len(self.units) == 1 and len(self.units[0].tails) == 1

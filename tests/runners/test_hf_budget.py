@@ -132,3 +132,31 @@ def test_items_that_share_instructions_read_them_once(tiny_llama, reference):
     assert passes == [(1, root + sum(t - root for t in trees.values()))]
     for request, result in zip(items, results, strict=True):
         assert result.token_logprobs == pytest.approx(alone(reference, request), abs=1e-5)
+
+
+def test_rows_of_one_pass_read_their_common_start_once(tiny_llama, reference):
+    # Each item's tree fills a row of its own (pack_tokens), as an exact population
+    # item's options do; the instructions they share are read once for the pass.
+    instructions = "Read each statement and say how well it describes you, from 1 to 5. " * 2
+    items = [
+        ScoreRequest(f"{instructions}Statement {k}: <<", f"{o}>>") for k in range(4) for o in "12"
+    ]
+    tok = reference[0]
+    encoded = [continuation_split(tok, r.context, r.continuation) for r in items]
+    columns = zip(*(ids for ids, _ in encoded))
+    common = next(k for k, column in enumerate(columns) if len(set(column)) > 1)
+    with HFRunner(str(tiny_llama), pack_tokens=16, batch_size=8) as runner:
+        assert runner._shares  # checked at load against each sequence read alone
+        passes, _ = record_passes(runner)
+        shared = runner.score(items)
+        runner._shares = False
+        alone_passes = len(passes)
+        separate = runner.score(items)
+    read_once, rows = passes[:alone_passes], passes[alone_passes:]
+    assert common >= 16 and len(rows) == 1 and rows[0][0] == 4  # four rows, one pass
+    width = rows[0][1]
+    assert read_once == [(1, common), (4, width - common)]
+    for request, a, b in zip(items, shared, separate, strict=True):
+        assert a.token_logprobs == pytest.approx(alone(reference, request), abs=1e-5)
+        assert a.token_logprobs == pytest.approx(b.token_logprobs, abs=1e-5)
+        assert a.greedy == b.greedy
