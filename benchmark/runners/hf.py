@@ -3,9 +3,11 @@
 Scoring tokenises ``context + continuation`` once and reads the log-probabilities of
 the continuation's tokens (split by character offsets, see `benchmark.runners.tokens`).
 Requests that share a context (the options of an item) form a tree: the shared tokens
-once, then each option's tail, which sees them and itself but no other tail (a block
-mask, with each tail's positions continuing the prefix's). Trees are packed into rows
-and rows into forward passes of at most ``max_batch_tokens`` padded tokens. Only the
+once, then the options' tails as a trie (tails that start alike share those tokens), each
+node of which sees the prefix, its ancestors and itself (a mask, with positions
+continuing the prefix's). Trees are packed into rows and rows into forward passes of at
+most ``max_batch_tokens`` padded tokens; the start that all rows of a pass share (a
+task's instructions) is read once and its keys and values repeated over the rows. Only the
 hidden states that predict a continuation token go through the vocabulary-wide head,
 and each log-probability is its logit minus its row's log-sum-exp, so memory grows
 with the tokens scored, not with the tokens read.
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import inspect
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from benchmark.runners.base import (
     CHAT,
@@ -152,15 +154,15 @@ class HFRunner(Runner):
                 self._split = torch.allclose(
                     self._head(hidden)[0].float(), whole.logits[0].float(), atol=tolerance, rtol=0
                 )
-            # Two tails after one prefix, packed in one row.
-            other = ids[:6] + ids[8:10]
-            encoded = [(ids[:8], 2), (other, 2)]
+            # Three tails after one prefix, packed in one row; two start alike.
+            seqs = [ids[:8], ids[:6] + ids[8:10], ids[:7] + ids[9:10]]
+            encoded = [(seq, 2) for seq in seqs]
             self._trees = True
-            results: list = [None, None]
-            for batch in self._batches(self._units(encoded, [0, 1])):
+            results: list = [None] * 3
+            for batch in self._batches(self._units(encoded, [0, 1, 2])):
                 self._score_batch(batch, encoded, results)
             packed = [x for r in results for x in r.token_logprobs]
-            self._trees = agrees(packed, alone(ids[:8], (6, 7)) + alone(other, (6, 7)))
+            self._trees = agrees(packed, [x for seq in seqs for x in alone(seq, (6, 7))])
             if self._trees:
                 # Two rows of two tails each, whose contexts share MIN_SHARED tokens.
                 n = MIN_SHARED
@@ -209,22 +211,24 @@ class HFRunner(Runner):
         Without tree masks (see `_check_paths`) every request is a tree of its own.
         """
         if not self._trees:
-            return [
-                _Unit(encoded[i][0][: -encoded[i][1]], [(i, encoded[i][0][-encoded[i][1] :])])
-                for i in members
-            ]
+            alone = []
+            for i in members:
+                seq, n = encoded[i]
+                alone.append(unit := _Unit(seq[:-n]))
+                unit.add(i, seq[-n:])
+            return alone
         seqs = [encoded[i][0] for i in members]
         prefix = min(len(s) - n for s, n in (encoded[i] for i in members))
         while prefix > 0 and any(s[:prefix] != seqs[0][:prefix] for s in seqs[1:]):
             prefix -= 1
         head = seqs[0][:prefix]
-        units = [_Unit(head, [])]
+        units = [_Unit(head)]
         for i, seq in zip(members, seqs, strict=True):
             tail = seq[prefix:]
             last = units[-1]
             if last.tails and last.length + len(tail) > self.max_batch_tokens:
-                units.append(last := _Unit(head, []))
-            last.tails.append((i, tail))
+                units.append(last := _Unit(head))
+            last.add(i, tail)
         return units
 
     def _batches(self, units: list[_Unit]) -> list[list[_Row]]:
@@ -273,7 +277,8 @@ class HFRunner(Runner):
         """One forward pass over packed rows; logits only at rows that predict a target.
 
         A row reads its root (the start its trees share) once, then each tree's own
-        prefix, which sees the root, then the tree's tails, which see root and prefix.
+        prefix, which sees the root, then the trie of the tree's tails, each node of which
+        sees root, prefix, its ancestors and itself.
         """
         torch = self.torch
         width = rows[0].length
@@ -305,24 +310,22 @@ class HFRunner(Runner):
                 if not plain:
                     allowed[b, at : at + g, :r] = True
                     allowed[b, at : at + g, at : at + g] = causal[:g, :g]
-                t = at + g
-                for i, tail in unit.tails:
-                    n = len(tail)
-                    ids[b, t : t + n] = torch.tensor(tail, dtype=torch.long)
-                    positions[b, t : t + n] = torch.arange(p, p + n)
-                    if not plain:
-                        allowed[b, t : t + n, :r] = True
-                        allowed[b, t : t + n, at : at + g] = True
-                        allowed[b, t : t + n, t : t + n] = causal[:n, :n]
+                t, n = at + g, len(unit.tokens)  # the tails' trie
+                ids[b, t : t + n] = torch.tensor(unit.tokens, dtype=torch.long)
+                positions[b, t : t + n] = p + torch.tensor(unit.depths, dtype=torch.long)
+                if not plain:
+                    allowed[b, t : t + n, :r] = True
+                    allowed[b, t : t + n, at : at + g] = True
+                    allowed[b, t : t + n, t : t + n] = unit.ancestry(torch)
+                for (i, _), path in zip(unit.tails, unit.paths, strict=True):
                     seq, n_cont = encoded[i]
                     owners.append((i, len(wanted), n_cont))
                     for j in range(len(seq) - n_cont, len(seq)):
                         # Token j is predicted at j - 1: in the root, the prefix or the tail.
                         k = j - 1
-                        column = k if k < r else at + k - r if k < p else t + k - p
+                        column = k if k < r else at + k - r if k < p else t + path[k - p]
                         wanted.append((b, column, seq[j]))
-                    t += n
-                at = t
+                at = t + n
             if not plain:
                 allowed[b, range(at, width), range(at, width)] = True  # padding sees itself
         shared = 0
@@ -508,14 +511,51 @@ PADDING_RATIO = 1.5
 
 @dataclass
 class _Unit:
-    """Requests with one context: the shared tokens, then (request index, tail tokens)."""
+    """Requests with one context: the shared tokens, then the requests' tails as a trie.
+
+    Tails that start alike (``10%`` … ``19%`` after a population item's answer slot)
+    share their first tokens: each distinct (parent, token) is one node, read once.
+    Nodes are kept in the order they were added, so a parent comes before its children.
+    """
 
     prefix: list[int]
-    tails: list[tuple[int, list[int]]]
+    tails: list[tuple[int, list[int]]] = field(default_factory=list)  # (request, tokens)
+    paths: list[list[int]] = field(default_factory=list)  # each tail's nodes
+    tokens: list[int] = field(default_factory=list)  # each node's token
+    parents: list[int] = field(default_factory=list)  # -1: the node follows the prefix
+    depths: list[int] = field(default_factory=list)  # 0: the node follows the prefix
+    _nodes: dict[tuple[int, int], int] = field(default_factory=dict, repr=False)
+
+    def add(self, request: int, tail: list[int]) -> None:
+        """Add a request's tail, sharing the nodes of any tail it starts like."""
+        path, parent = [], -1
+        for token in tail:
+            node = self._nodes.get((parent, token))
+            if node is None:
+                node = self._nodes[parent, token] = len(self.tokens)
+                self.tokens.append(token)
+                self.parents.append(parent)
+                self.depths.append(self.depths[parent] + 1 if parent >= 0 else 0)
+            path.append(node)
+            parent = node
+        self.tails.append((request, tail))
+        self.paths.append(path)
+
+    def ancestry(self, torch):
+        """Which nodes each node sees: its ancestors and itself (causal for one chain)."""
+        n = len(self.tokens)
+        if all(parent == k - 1 for k, parent in enumerate(self.parents)):
+            return torch.ones((n, n), dtype=torch.bool).tril()
+        seen = torch.zeros((n, n), dtype=torch.bool)
+        for k, parent in enumerate(self.parents):
+            if parent >= 0:
+                seen[k] = seen[parent]
+            seen[k, k] = True
+        return seen
 
     @property
     def length(self) -> int:
-        return len(self.prefix) + sum(len(t) for _, t in self.tails)
+        return len(self.prefix) + len(self.tokens)
 
 
 @dataclass

@@ -143,7 +143,7 @@ def test_rows_of_one_pass_read_their_common_start_once(tiny_llama, reference):
     ]
     tok = reference[0]
     encoded = [continuation_split(tok, r.context, r.continuation) for r in items]
-    columns = zip(*(ids for ids, _ in encoded))
+    columns = zip(*(ids for ids, _ in encoded), strict=False)
     common = next(k for k, column in enumerate(columns) if len(set(column)) > 1)
     with HFRunner(str(tiny_llama), pack_tokens=16, batch_size=8) as runner:
         assert runner._shares  # checked at load against each sequence read alone
@@ -160,3 +160,23 @@ def test_rows_of_one_pass_read_their_common_start_once(tiny_llama, reference):
         assert a.token_logprobs == pytest.approx(alone(reference, request), abs=1e-5)
         assert a.token_logprobs == pytest.approx(b.token_logprobs, abs=1e-5)
         assert a.greedy == b.greedy
+
+
+def test_tails_that_start_alike_are_read_once_as_a_trie(tiny_llama, reference):
+    # An exact population item's answer slot: the numbers 0% … 100% after one context.
+    context = "What share of people answer 3? Answer: 1: 20%, 2: 15%, 3: "
+    requests = [ScoreRequest(context, f"{n}%") for n in range(101)]
+    tok = reference[0]
+    seqs = [continuation_split(tok, r.context, r.continuation)[0] for r in requests]
+    columns = zip(*seqs, strict=False)
+    prefix = next(k for k, column in enumerate(columns) if len(set(column)) > 1)
+    # Counted here from the token sequences: each distinct start after the prefix once.
+    nodes = {tuple(seq[:k]) for seq in seqs for k in range(prefix + 1, len(seq) + 1)}
+    flat = sum(len(seq) - prefix for seq in seqs)
+    assert len(nodes) < 0.8 * flat  # the numbers share their first digits
+    with HFRunner(str(tiny_llama)) as runner:
+        passes, _ = record_passes(runner)
+        results = runner.score(requests)
+    assert passes == [(1, prefix + len(nodes))]
+    for request, result in zip(requests, results, strict=True):
+        assert result.token_logprobs == pytest.approx(alone(reference, request), abs=1e-5)
