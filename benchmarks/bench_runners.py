@@ -39,18 +39,23 @@ IPIP = ROOT / "benchmark" / "tasks" / "personality" / "ipip-big5-50.yaml"
 
 
 def raw_loop(model_dir: Path, prompts: list[str], options: list[str]) -> tuple[float, list]:
-    """The obvious transformers code: per item, one padded batch of its option sequences."""
+    """The obvious transformers code: per item, one padded batch of its option sequences.
+
+    Options are closed with ``>>`` only when one is a prefix of another (the exact
+    definition; IPIP's ``1``…``5`` are scored bare).
+    """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True).eval()
+    close = ">>" if any(a != b and b.startswith(a) for a in options for b in options) else ""
     started = time.perf_counter()
     out = []
     with torch.inference_mode():
         for prompt in prompts:
             ctx = tok(prompt)["input_ids"]
-            seqs = [tok(prompt + o + ">>")["input_ids"] for o in options]
+            seqs = [tok(prompt + o + close)["input_ids"] for o in options]
             width = max(map(len, seqs))
             ids = torch.full((len(seqs), width), tok.pad_token_id)
             mask = torch.zeros((len(seqs), width), dtype=torch.long)
