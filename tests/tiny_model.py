@@ -83,3 +83,36 @@ def build_tiny_llama(path: Path, *, hidden: int = 64, layers: int = 2, seed: int
     )
     LlamaForCausalLM(config).save_pretrained(path)
     return Path(path)
+
+
+def build_tiny_gemma3(path: Path, *, window: int, seed: int = 0) -> Path:
+    """A seeded random 2-layer Gemma 3 text model (one sliding-window layer, one full).
+
+    It reads with the tiny Llama's tokenizer (trained here too), so that the same texts
+    can be scored on both.
+    """
+    import torch
+    from transformers import AutoTokenizer, Gemma3ForCausalLM, Gemma3TextConfig
+
+    build_tiny_llama(path, seed=seed)  # the tokenizer; the Llama weights are replaced
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    for weights in Path(path).glob("model*.safetensors"):
+        weights.unlink()
+    torch.manual_seed(seed)
+    config = Gemma3TextConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        sliding_window=window,
+        layer_types=["sliding_attention", "full_attention"],
+        max_position_embeddings=4096,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    Gemma3ForCausalLM(config).save_pretrained(path)
+    return Path(path)

@@ -112,6 +112,9 @@ class HFRunner(Runner):
         self._lock = threading.Lock()  # one forward pass at a time per loaded model
         # Whether the model can compute logits for chosen positions only.
         self._keeps_rows = "logits_to_keep" in inspect.signature(self.model.forward).parameters
+        # Layers that attend to a sliding window build their own masks and crop their
+        # caches: trees must fit the window and no start is read once (see `_units`).
+        self._window = sliding_window(self.model.config)
         self._check_paths()
         if not self.tokenizer.chat_template:  # a base model without a template cannot chat
             self.capabilities = type(self).capabilities - {CHAT}
@@ -163,7 +166,7 @@ class HFRunner(Runner):
                 self._score_batch(batch, encoded, results)
             packed = [x for r in results for x in r.token_logprobs]
             self._trees = agrees(packed, [x for seq in seqs for x in alone(seq, (6, 7))])
-            if self._trees:
+            if self._trees and self._window is None:
                 # Two rows of two tails each, whose contexts share MIN_SHARED tokens.
                 n = MIN_SHARED
                 contexts = (ids[: n + 2], ids[:n] + ids[n + 4 : n + 6])
@@ -208,15 +211,12 @@ class HFRunner(Runner):
         """Requests with one context as trees: the shared tokens once, then each tail.
 
         A tree longer than the token budget is split into several, each with the prefix.
-        Without tree masks (see `_check_paths`) every request is a tree of its own.
+        Without tree masks (see `_check_paths`), and for a tree longer than the model's
+        sliding window, every request is a sequence of its own (read with the model's
+        own masks).
         """
         if not self._trees:
-            alone = []
-            for i in members:
-                seq, n = encoded[i]
-                alone.append(unit := _Unit(seq[:-n]))
-                unit.add(i, seq[-n:])
-            return alone
+            return self._alone(encoded, members)
         seqs = [encoded[i][0] for i in members]
         prefix = min(len(s) - n for s, n in (encoded[i] for i in members))
         while prefix > 0 and any(s[:prefix] != seqs[0][:prefix] for s in seqs[1:]):
@@ -229,6 +229,18 @@ class HFRunner(Runner):
             if last.tails and last.length + len(tail) > self.max_batch_tokens:
                 units.append(last := _Unit(head))
             last.add(i, tail)
+        if self._window is not None and any(u.length > self._window for u in units):
+            return self._alone(encoded, members)
+        return units
+
+    @staticmethod
+    def _alone(encoded, members: list[int]) -> list[_Unit]:
+        """Each request as a tree of one tail: a plain sequence."""
+        units = []
+        for i in members:
+            seq, n = encoded[i]
+            units.append(unit := _Unit(seq[:-n]))
+            unit.add(i, seq[-n:])
         return units
 
     def _batches(self, units: list[_Unit]) -> list[list[_Row]]:
@@ -248,7 +260,7 @@ class HFRunner(Runner):
                 while root < min(row.root, len(unit.prefix)) and first[root] == unit.prefix[root]:
                     root += 1
                 length = row.total + unit.length - root * len(row.units)
-                if length <= self.pack_tokens:
+                if length <= self.pack_tokens and (self._window is None or length <= self._window):
                     row.root, row.total = root, row.total + unit.length
                     row.units.append(unit)
                     continue
@@ -491,6 +503,18 @@ class HFRunner(Runner):
                     )
                 out.append(samples)
         return out
+
+
+def sliding_window(config) -> int | None:
+    """The attention window of a model with sliding-window layers (Gemma 3), else None."""
+    text = config.get_text_config()
+    window = getattr(text, "sliding_window", None)
+    types = getattr(text, "layer_types", None)
+    if not window or getattr(text, "use_sliding_window", True) is False:
+        return None
+    if types is not None and "sliding_attention" not in types:
+        return None
+    return int(window)
 
 
 def _cut_at_stop(text: str, stop: tuple[str, ...], hit_limit: bool) -> tuple[str, str]:

@@ -8,6 +8,7 @@ from benchmark.runners.base import ScoreRequest, SpansRequest
 from benchmark.runners.hf import HFRunner
 from benchmark.runners.tokens import continuation_split
 from tests.runners.cases import REQUESTS
+from tests.tiny_model import build_tiny_gemma3
 
 
 def long_text(k: int, rounds: int = 4) -> str:
@@ -180,3 +181,25 @@ def test_tails_that_start_alike_are_read_once_as_a_trie(tiny_llama, reference):
     assert passes == [(1, prefix + len(nodes))]
     for request, result in zip(requests, results, strict=True):
         assert result.token_logprobs == pytest.approx(alone(reference, request), abs=1e-5)
+
+
+def test_a_sliding_window_model_reads_trees_longer_than_its_window_as_sequences(tmp_path):
+    # Gemma 3's sliding-window layers mask by their window; a tree mask does not, so a
+    # tree longer than the window would let those layers see too far back.
+    folder = build_tiny_gemma3(tmp_path / "gemma3", window=16)
+    tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True).eval()
+    short = [ScoreRequest("I talk a lot. <<", f"{o}>>") for o in "123"]
+    long = [ScoreRequest(ITEM.format(7) + " I like parties. Rating: <<", f"{o}>>") for o in "123"]
+    split = [continuation_split(tok, r.context, r.continuation) for r in short + long]
+    lengths = [len(ids) for ids, _ in split]
+    tree = lengths[0] - split[0][1] + sum(n for _, n in split[:3])  # context, then options
+    assert tree < 16 < min(lengths[3:])
+    with HFRunner(str(folder)) as runner:
+        assert runner._window == 16 and runner._trees and not runner._shares
+        passes, _ = record_passes(runner)
+        results = runner.score(short + long)
+    # The short item as one tree (its context once), the long one as three sequences.
+    assert sorted(passes) == sorted([(1, tree), (3, max(lengths[3:]))])
+    for request, result in zip(short + long, results, strict=True):
+        assert result.token_logprobs == pytest.approx(alone((tok, model), request), abs=1e-5)
