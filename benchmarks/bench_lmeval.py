@@ -9,7 +9,8 @@ the continuation is their next response). The model is SmolLM2-135M-Instruct in 
 Methods, each in a fresh subprocess (so its peak RSS, read with ``os.wait4``, is its own),
 each run ``--runs`` times, keeping the best time and the highest peak:
 
-- ``hf``: our runner (trees of shared contexts, a token budget, logits only where scored);
+- ``hf``: our runner (trees of shared contexts with their options as a trie, a pass's
+  shared start read once, a token budget, logits only where scored);
 - ``lm-eval``: lm-evaluation-harness 0.4.13 ``HFLM.loglikelihood``, batch 8, the peer
   of the ratios;
 - ``prefix``: a short plain-transformers script that reads a shared context once and
