@@ -157,15 +157,16 @@ class HFRunner(Runner):
                 self._split = torch.allclose(
                     self._head(hidden)[0].float(), whole.logits[0].float(), atol=tolerance, rtol=0
                 )
-            # Three tails after one prefix, packed in one row; two start alike.
-            seqs = [ids[:8], ids[:6] + ids[8:10], ids[:7] + ids[9:10]]
-            encoded = [(seq, 2) for seq in seqs]
+            # Three tails of three tokens after one prefix, packed in one row; two start
+            # alike, so the third's last tokens are predicted from nodes deeper in the trie.
+            seqs = [ids[:9], ids[:6] + ids[9:12], ids[:7] + ids[10:12]]
+            encoded = [(seq, 3) for seq in seqs]
             self._trees = True
             results: list = [None] * 3
             for batch in self._batches(self._units(encoded, [0, 1, 2])):
                 self._score_batch(batch, encoded, results)
             packed = [x for r in results for x in r.token_logprobs]
-            self._trees = agrees(packed, [x for seq in seqs for x in alone(seq, (6, 7))])
+            self._trees = agrees(packed, [x for seq in seqs for x in alone(seq, (6, 7, 8))])
             if self._trees and self._window is None:
                 # Two rows of two tails each, whose contexts share MIN_SHARED tokens.
                 n = MIN_SHARED
