@@ -151,9 +151,9 @@ def test_rows_of_one_pass_read_their_common_start_once(tiny_llama, reference):
         passes, _ = record_passes(runner)
         shared = runner.score(items)
         runner._shares = False
-        alone_passes = len(passes)
+        with_start = len(passes)  # the passes of the first call
         separate = runner.score(items)
-    read_once, rows = passes[:alone_passes], passes[alone_passes:]
+    read_once, rows = passes[:with_start], passes[with_start:]
     assert common >= 16 and len(rows) == 1 and rows[0][0] == 4  # four rows, one pass
     width = rows[0][1]
     assert read_once == [(1, common), (4, width - common)]
