@@ -123,10 +123,10 @@ class HFRunner(Runner):
     def __repr__(self):
         return f"HFRunner({self.model.name_or_path!r}, device={self.device!r})"
 
-    def _check_paths(self) -> tuple[bool, bool, bool]:
+    def _check_paths(self) -> None:
         """Which fast paths reproduce the model's own forward pass on short sequences.
 
-        Returns whether the output head can be applied to chosen hidden states of the
+        Sets whether the output head can be applied to chosen hidden states of the
         decoder (not for heads with soft-capping or scaling); whether a tree mask (two
         tails after one prefix, packed in one row) gives the logits of the sequences read
         alone (not for attention kernels that ignore custom masks); and whether two rows
@@ -183,7 +183,6 @@ class HFRunner(Runner):
                 packed = [x for r in results for x in r.token_logprobs]
                 by_hand = [x for seq in seqs for x in alone(seq, (n + 2, n + 3))]
                 self._shares = agrees(packed, by_hand)
-        return self._split, self._trees, self._shares
 
     # --- scoring ---------------------------------------------------------------------
 
@@ -227,7 +226,7 @@ class HFRunner(Runner):
         for i, seq in zip(members, seqs, strict=True):
             tail = seq[prefix:]
             last = units[-1]
-            if last.tails and last.length + len(tail) > self.max_batch_tokens:
+            if last.requests and last.length + len(tail) > self.max_batch_tokens:
                 units.append(last := _Unit(head))
             last.add(i, tail)
         if self._window is not None and any(u.length > self._window for u in units):
@@ -273,15 +272,14 @@ class HFRunner(Runner):
         for row in rows:
             if batches:
                 last = batches[-1]
-                width = max(last[0].length, row.length)
-                narrow = min(min(r.length for r in last), row.length)
+                width = max(row.length, *(r.length for r in last))
+                narrow = min(row.length, *(r.length for r in last))
                 if (
                     len(last) < self.batch_size
                     and (len(last) + 1) * width <= self.max_batch_tokens
                     and narrow * PADDING_RATIO >= width  # little padding
                 ):
                     last.append(row)
-                    last.sort(key=lambda r: -r.length)  # the first row of a pass is its widest
                     continue
             batches.append([row])
         return batches
@@ -294,7 +292,7 @@ class HFRunner(Runner):
         sees root, prefix, its ancestors and itself.
         """
         torch = self.torch
-        width = rows[0].length
+        width = max(row.length for row in rows)
         ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
         positions = torch.zeros((len(rows), width), dtype=torch.long)
         # One sequence per row: right-padded, so causal attention alone keeps every real
@@ -330,7 +328,7 @@ class HFRunner(Runner):
                     allowed[b, t : t + n, :r] = True
                     allowed[b, t : t + n, at : at + g] = True
                     allowed[b, t : t + n, t : t + n] = unit.ancestry(torch)
-                for (i, _), path in zip(unit.tails, unit.paths, strict=True):
+                for i, path in zip(unit.requests, unit.paths, strict=True):
                     seq, n_cont = encoded[i]
                     owners.append((i, len(wanted), n_cont))
                     for j in range(len(seq) - n_cont, len(seq)):
@@ -544,8 +542,8 @@ class _Unit:
     """
 
     prefix: list[int]
-    tails: list[tuple[int, list[int]]] = field(default_factory=list)  # (request, tokens)
-    paths: list[list[int]] = field(default_factory=list)  # each tail's nodes
+    requests: list[int] = field(default_factory=list)  # indices of the requests
+    paths: list[list[int]] = field(default_factory=list)  # each request's tail, as nodes
     tokens: list[int] = field(default_factory=list)  # each node's token
     parents: list[int] = field(default_factory=list)  # -1: the node follows the prefix
     depths: list[int] = field(default_factory=list)  # 0: the node follows the prefix
@@ -563,7 +561,7 @@ class _Unit:
                 self.depths.append(self.depths[parent] + 1 if parent >= 0 else 0)
             path.append(node)
             parent = node
-        self.tails.append((request, tail))
+        self.requests.append(request)
         self.paths.append(path)
 
     def ancestry(self, torch):
@@ -598,4 +596,4 @@ class _Row:
     @property
     def plain(self) -> bool:
         """One sequence: one tree with one tail."""
-        return len(self.units) == 1 and len(self.units[0].tails) == 1
+        return len(self.units) == 1 and len(self.units[0].requests) == 1

@@ -150,9 +150,8 @@ def sample_text(ctx: Context, prompt: str, sample_index: int, *, max_tokens: int
     from benchmark.runners.base import SampleRequest
 
     params = ctx.run.params
-    chat = "score" not in endpoint_capabilities(ctx.endpoint) and "chat" in endpoint_capabilities(
-        ctx.endpoint
-    )
+    capabilities = endpoint_capabilities(ctx.endpoint)
+    chat = "score" not in capabilities and "chat" in capabilities
     request = SampleRequest(
         prompt=prompt,
         max_tokens=int(params.get("max_tokens", max_tokens)),
