@@ -139,3 +139,25 @@ def test_a_priced_write_and_a_cancel_do_not_deadlock(run):
     assert run.cost_usd == Decimal("0.001")  # 1,000 input tokens at 1 USD per million
     saved = ModelResponse.objects.get(run=run)
     assert (saved.item_key, saved.answer, saved.cost_usd) == ("q1", "1", Decimal("0.001"))
+
+
+def test_a_free_write_and_a_cancel_do_not_deadlock(run):
+    # A write that costs nothing (a cached answer, an unpriced endpoint) takes no lock on
+    # the run before its unit; inserting its response then checks the run's key (FOR KEY
+    # SHARE), which a cancel holding the run FOR UPDATE would block: a circle.
+    unit = leases.claim(run.units.order_by("index").first().pk)
+    context = Context(run=unit.run, unit=unit, spec=None, items=[], runner=None)
+    write = Outcome(item_key="q1", sample_index=0, answer="1", cached=True)
+    outcome = interleave(
+        lambda sql: sql.lstrip().upper().startswith("UPDATE") and "benchmark_workunit" in sql,
+        lambda: context.save(write),
+        lambda: cancel_run(run=run),
+    )
+    assert outcome["second waited"], "the cancel never waited for the write's unit lock"
+    assert not isinstance(outcome["second"], Exception), outcome["second"]
+    first = outcome["first"]
+    assert first is None or (isinstance(first, leases.Stop) and str(first) == "run is cancelled")
+    run.refresh_from_db()
+    assert run.state == RunState.CANCELLED
+    saved = ModelResponse.objects.get(run=run)
+    assert (saved.item_key, saved.answer, saved.cost_usd) == ("q1", "1", Decimal(0))

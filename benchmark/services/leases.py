@@ -239,7 +239,8 @@ def fail_run(run: ModelRun, unit: WorkUnit, message: str) -> None:
 def maybe_finish(run_id: int) -> None:
     """Mark a run completed once no unit is pending or running; failed units are listed."""
     with transaction.atomic():
-        run = ModelRun.objects.select_for_update().get(pk=run_id)
+        # NO KEY UPDATE: see `benchmark.services.runs.cancel_run`.
+        run = ModelRun.objects.select_for_update(no_key=True).get(pk=run_id)
         if run.state not in ACTIVE_RUN_STATES:
             return
         if run.units.filter(state__in=[UnitState.PENDING, UnitState.RUNNING]).exists():

@@ -366,7 +366,10 @@ def _enqueue_on_commit(run: ModelRun, unit_ids: list[int]) -> None:
 @transaction.atomic
 def cancel_run(*, run: ModelRun) -> ModelRun:
     """Stop a run: pending units are cancelled; units in flight stop at their next item."""
-    run = ModelRun.objects.select_for_update().get(pk=run.pk)
+    # NO KEY UPDATE: excludes every other run-level change, but not a worker inserting a
+    # response, whose foreign key takes FOR KEY SHARE on the run while it holds its unit
+    # (FOR UPDATE here, then this unit update, would wait for it in a circle).
+    run = ModelRun.objects.select_for_update(no_key=True).get(pk=run.pk)
     if run.state in (RunState.COMPLETED, RunState.CANCELLED):
         return run
     run.units.filter(state__in=[UnitState.PENDING, UnitState.RUNNING]).update(
@@ -381,7 +384,7 @@ def cancel_run(*, run: ModelRun) -> ModelRun:
 @transaction.atomic
 def resume_run(*, run: ModelRun, budget_usd: Decimal | None = None) -> ModelRun:
     """Continue a paused or cancelled run (optionally with a new budget); done work is kept."""
-    run = ModelRun.objects.select_for_update().get(pk=run.pk)
+    run = ModelRun.objects.select_for_update(no_key=True).get(pk=run.pk)  # see cancel_run
     if budget_usd is not None:
         run.budget_usd = budget_usd
     if run.budget_usd is not None and run.cost_usd >= run.budget_usd:
@@ -423,7 +426,7 @@ def retry_failed(*, run: ModelRun) -> ModelRun:
     Raises:
         RunError: the run has nothing to retry.
     """
-    run = ModelRun.objects.select_for_update().get(pk=run.pk)
+    run = ModelRun.objects.select_for_update(no_key=True).get(pk=run.pk)  # see cancel_run
     units = retryable_units(run)
     ids = list(units.values_list("pk", flat=True))
     if not ids:
